@@ -1,0 +1,277 @@
+import type { Container } from '../model/container.js';
+import type { EngineImage } from '../model/engine-image.js';
+import { isDangling } from '../model/engine-image.js';
+import type { ImageRow } from '../model/image-row.js';
+import { rowKey } from '../model/image-row.js';
+import type { DeltaSource, NeedReason, PlanStep } from '../model/plan-step.js';
+import type { DependentState, Target, TargetImage, TargetService } from '../model/target.js';
+import { EMPTY_TARGET } from '../model/target.js';
+import type { Mutant } from '../mutants.js';
+import { sameImage } from '../reference/image-reference.js';
+import { DeviceView, newest } from './device-view.js';
+
+export interface PlanInput {
+  readonly rows: readonly ImageRow[];
+  readonly images: readonly EngineImage[];
+  readonly containers: readonly Container[];
+  /** The persisted target; null when the device never accepted one (then nothing is removed). */
+  readonly target: Target | null;
+  /** An intermediate target (a purge, a restart through the API) moves containers but removes nothing. */
+  readonly intermediate: boolean;
+  /** What attached devices run now; their images are kept. */
+  readonly dependent: DependentState;
+  /** The device asks for deltas and the engine can apply them. */
+  readonly deltas: boolean;
+  readonly systemApps: readonly number[];
+  /** A pull or delta is running elsewhere (an idle tick during apply): no idle cleanup then. */
+  readonly fetchInFlight: boolean;
+  /** Bytes of interrupted pulls the engine still holds; reclaimed by idle cleanup. */
+  readonly partialBytes: number;
+  readonly mutant?: Mutant | undefined;
+}
+
+export interface Plan {
+  readonly steps: readonly PlanStep[];
+  /** Every engine image ID something needs, with why. */
+  readonly needs: ReadonlyMap<string, ReadonlySet<NeedReason>>;
+  /** Rows kept this pass, with why. */
+  readonly keptRows: ReadonlyMap<number, NeedReason>;
+}
+
+/**
+ * The planner: a pure function of the device's state and its target. Rules, in the order they apply:
+ *  1. A target image with an available row is satisfied; one present on the engine by digest gets a
+ *     `save` (a row, no download); anything else gets a `fetch`, with the same app's same service's
+ *     current image as delta source when deltas are on.
+ *  2. An image is needed by a container (running or stopped), the target, a pending delta, or a
+ *     dependent app. A row is kept when it stands for one of those; every other row is removed. With
+ *     no known target, or an intermediate one, nothing is removed.
+ *  3. delete-then-download stops the old container, lets its image go, then fetches; download-then-kill
+ *     fetches every image of the app before any of its containers is switched.
+ *  4. Idle cleanup (dangling images, leftover layers) only when nothing else is to be done and no pull
+ *     is in flight.
+ * Steps are ordered saves, removals, kills that free disk, fetches, then container switches.
+ */
+export function plan(input: PlanInput): Plan {
+  const view = new DeviceView(input.rows, input.images, input.containers);
+  const mutant = input.mutant;
+  const target = input.target ?? (mutant === 'unknown-target-is-empty' ? EMPTY_TARGET : null);
+  const needs = new Map<string, Set<NeedReason>>();
+  const keptRows = new Map<number, NeedReason>();
+  const need = (id: string, reason: NeedReason): void => {
+    const set = needs.get(id);
+    if (set) set.add(reason);
+    else needs.set(id, new Set([reason]));
+  };
+  const keep = (row: ImageRow, reason: NeedReason): void => {
+    if (!keptRows.has(row.id)) keptRows.set(row.id, reason);
+  };
+
+  const saves: PlanStep[] = [];
+  const removals: PlanStep[] = [];
+  const freeingKills: PlanStep[] = [];
+  const fetches: PlanStep[] = [];
+  const switches: PlanStep[] = [];
+
+  // Containers pin their images by ID, running or stopped; a managed container also keeps its row.
+  for (const container of input.containers) {
+    if (mutant === 'ignore-stopped-containers' && !container.running) continue;
+    need(container.imageId, 'container');
+    const row = rowOfContainer(view, container);
+    if (row) keep(row, 'container');
+  }
+
+  // Rule 1: satisfied, saved, or fetched.
+  const satisfied = new Map<string, string>();
+  const toFetch: { image: TargetImage; strategy: TargetService['strategy']; pendingRowId?: number }[] = [];
+  const seen = new Set<string>();
+  const targetImages: { image: TargetImage; strategy: TargetService['strategy']; reason: NeedReason }[] = target
+    ? [
+        ...target.services.map((s) => ({ image: s, strategy: s.strategy, reason: 'target' as const })),
+        ...target.dependent.map((d) => ({ image: d, strategy: 'download-then-kill' as const, reason: 'dependent' as const })),
+      ]
+    : [];
+  for (const { image, strategy, reason } of targetImages) {
+    const key = rowKey(image);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const row = view.availableRowFor(image);
+    if (row && row.dockerImageId !== null) {
+      satisfied.set(key, row.dockerImageId);
+      keep(row, reason);
+      need(row.dockerImageId, reason);
+      continue;
+    }
+    const pending = view.pendingRowFor(image);
+    if (pending) keep(pending, reason);
+    const present = view.engineImageFor(image.name, mutant === 'ignore-digest');
+    if (present) {
+      need(present.id, reason);
+      saves.push({ kind: 'save', image, dockerImageId: present.id, ...(pending ? { rowId: pending.id } : {}) });
+    } else {
+      toFetch.push({ image, strategy, ...(pending ? { pendingRowId: pending.id } : {}) });
+    }
+  }
+
+  // Rule 3a: delete-then-download stops the old container first and fetches only once it is gone.
+  const deferred = new Set<string>();
+  if (target) {
+    for (const service of target.services) {
+      if (service.strategy !== 'delete-then-download' || satisfied.has(rowKey(service))) continue;
+      const old = managedContainersOf(input.containers, service.appId, service.serviceId);
+      if (old.length === 0) continue;
+      if (mutant !== 'fetch-before-delete') deferred.add(rowKey(service));
+      if (appLocked(input.containers, service.appId)) continue;
+      for (const container of old) {
+        freeingKills.push({ kind: 'kill', container, reason: 'delete-then-download: the old image goes before the new one comes' });
+      }
+    }
+  }
+
+  for (const f of toFetch) {
+    if (deferred.has(rowKey(f.image))) continue;
+    let deltaSource: DeltaSource | undefined;
+    if (input.deltas && f.strategy !== 'delete-then-download') {
+      deltaSource = deltaSourceFor(view, f.image, mutant);
+      if (deltaSource && mutant !== 'drop-delta-source') {
+        need(deltaSource.dockerImageId, 'delta-source');
+        for (const row of view.rowsByDockerId.get(deltaSource.dockerImageId) ?? []) {
+          if (row.appId === f.image.appId && row.serviceId === f.image.serviceId) keep(row, 'delta-source');
+        }
+      }
+    }
+    fetches.push({ kind: 'fetch', image: f.image, ...(deltaSource ? { deltaSource } : {}), ...(f.pendingRowId !== undefined ? { rowId: f.pendingRowId } : {}) });
+  }
+
+  // Rule 3b: switch an app's services only once all of its target images are ready.
+  if (target) planSwitches(input.containers, target, satisfied, switches, mutant);
+
+  // Rule 2: removals. An unknown target means "remove nothing", an intermediate one too.
+  const removalsAllowed = target !== null && (!input.intermediate || mutant === 'remove-during-intermediate');
+  if (removalsAllowed) {
+    if (mutant !== 'ignore-dependent') {
+      for (const dep of input.dependent) {
+        const present = view.engineImageFor(dep.name);
+        if (present) need(present.id, 'dependent');
+        for (const row of input.rows) {
+          if (row.appId === dep.appId && sameImage(row.name, dep.name) && view.isAvailable(row)) keep(row, 'dependent');
+        }
+      }
+    }
+    for (const row of input.rows) {
+      if (keptRows.has(row.id) || input.systemApps.includes(row.appId)) continue;
+      removals.push({ kind: 'remove', row, reason: removalReason(view, row) });
+    }
+  }
+
+  const steps = [...saves, ...removals, ...freeingKills, ...fetches, ...switches];
+
+  // Rule 4: idle cleanup, only on a pass with nothing else to do.
+  if (steps.length === 0 && removalsAllowed && (!input.fetchInFlight || mutant === 'idle-cleanup-during-pull')) {
+    const dangling = cleanupCandidates(view, mutant);
+    if (dangling.length > 0 || input.partialBytes > 0) steps.push({ kind: 'cleanup', imageIds: dangling });
+  }
+  return { steps, needs, keptRows };
+}
+
+/**
+ * Dangling engine images idle cleanup may remove: no tags, no digests (an image pulled by digest only
+ * is NOT dangling), no row referencing the ID, no container using it.
+ */
+export function cleanupCandidates(view: DeviceView, mutant?: Mutant): string[] {
+  return view.images
+    .filter((image) => isDangling(image) || (mutant === 'digest-only-dangling' && image.repoTags.length === 0))
+    .filter((image) => mutant === 'cleanup-ignores-rows' || !view.rowsByDockerId.has(image.id))
+    .filter((image) => !view.containersByImage.has(image.id))
+    .map((image) => image.id);
+}
+
+function rowOfContainer(view: DeviceView, container: Container): ImageRow | undefined {
+  const service = container.service;
+  if (!service) return undefined;
+  const candidates = (view.rowsByDockerId.get(container.imageId) ?? []).filter(
+    (r) => r.appId === service.appId && r.serviceId === service.serviceId,
+  );
+  return newest(candidates.filter((r) => r.commit === service.commit)) ?? newest(candidates);
+}
+
+/** Only the same app's same service's current image: never another service's (balena #1729). */
+function deltaSourceFor(view: DeviceView, image: TargetImage, mutant: Mutant | undefined): DeltaSource | undefined {
+  const current = managedContainersOf(view.containers, image.appId, image.serviceId).filter((c) =>
+    view.imagesById.has(c.imageId),
+  );
+  const running = current.find((c) => c.running) ?? current[0];
+  if (running) {
+    const row = newest((view.rowsByDockerId.get(running.imageId) ?? []).filter((r) => r.appId === image.appId));
+    const engineImage = view.imagesById.get(running.imageId);
+    const name = row?.name ?? engineImage?.repoDigests[0] ?? engineImage?.repoTags[0] ?? running.imageId;
+    return { dockerImageId: running.imageId, name };
+  }
+  const sameService = newest(
+    view.rows.filter((r) => r.appId === image.appId && r.serviceId === image.serviceId && view.isAvailable(r)),
+  );
+  const source =
+    sameService ??
+    (mutant === 'delta-from-other-service'
+      ? newest(view.rows.filter((r) => r.appId === image.appId && view.isAvailable(r)))
+      : undefined);
+  return source?.dockerImageId ? { dockerImageId: source.dockerImageId, name: source.name } : undefined;
+}
+
+function planSwitches(
+  containers: readonly Container[],
+  target: Target,
+  satisfied: ReadonlyMap<string, string>,
+  out: PlanStep[],
+  mutant: Mutant | undefined,
+): void {
+  const targetApps = new Set(target.services.map((s) => s.appId));
+  for (const appId of targetApps) {
+    const services = target.services.filter((s) => s.appId === appId);
+    const appReady = services.every((s) => satisfied.has(rowKey(s)));
+    const locked = appLocked(containers, appId);
+    for (const service of services) {
+      const ready = mutant === 'kill-before-ready' ? satisfied.has(rowKey(service)) : appReady;
+      const imageId = satisfied.get(rowKey(service));
+      if (!ready || imageId === undefined) continue;
+      const current = managedContainersOf(containers, appId, service.serviceId);
+      if (current.length === 0) {
+        out.push({ kind: 'start', service, dockerImageId: imageId });
+        continue;
+      }
+      const stale = current.some((c) => c.imageId !== imageId || c.service?.commit !== service.commit);
+      if (!stale || locked) continue;
+      for (const container of current) out.push({ kind: 'kill', container, reason: 'switching to the target image' });
+      out.push({ kind: 'start', service, dockerImageId: imageId });
+    }
+    if (locked) continue;
+    const wanted = new Set(services.map((s) => s.serviceId));
+    for (const container of containers) {
+      if (container.service?.appId === appId && !wanted.has(container.service.serviceId)) {
+        out.push({ kind: 'kill', container, reason: 'service dropped from the target' });
+      }
+    }
+  }
+  for (const container of containers) {
+    const service = container.service;
+    if (service && !targetApps.has(service.appId) && !appLocked(containers, service.appId)) {
+      out.push({ kind: 'kill', container, reason: 'app dropped from the target' });
+    }
+  }
+}
+
+function managedContainersOf(containers: readonly Container[], appId: number, serviceId: number): Container[] {
+  return containers.filter((c) => c.service?.appId === appId && c.service.serviceId === serviceId);
+}
+
+function appLocked(containers: readonly Container[], appId: number): boolean {
+  return containers.some((c) => c.service?.appId === appId && c.service.locked === true);
+}
+
+function removalReason(view: DeviceView, row: ImageRow): string {
+  if (row.dockerImageId === null) return 'pending row no longer in the target';
+  if (!view.isAvailable(row)) return 'its image is gone from the engine';
+  const sameKey = view.rowsByKey.get(rowKey(row)) ?? [];
+  if (sameKey.length > 1) return 'duplicate row';
+  return 'not needed by a container, the target, a delta or a dependent app';
+}
