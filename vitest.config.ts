@@ -5,6 +5,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     retry: 0,
+    teardownTimeout: 120_000,
     projects: [
       {
         extends: true,
@@ -31,7 +32,6 @@ export default defineConfig({
           fileParallelism: false,
           testTimeout: 180_000,
           hookTimeout: 600_000,
-          teardownTimeout: 120_000,
         },
       },
     ],

@@ -113,6 +113,21 @@ export function plan(input: PlanInput): Plan {
     }
   }
 
+  // Adoption: a managed container's image with no row (the DB was lost) gets one back, so the image is
+  // managed again (reference counted, removable once the service moves on) and nothing is downloaded.
+  for (const container of input.containers) {
+    const service = container.service;
+    const image = view.imagesById.get(container.imageId);
+    if (!service || !image || rowOfContainer(view, container)) continue;
+    const name = image.repoDigests[0] ?? image.repoTags[0];
+    if (name === undefined) continue;
+    const adopted: TargetImage = { name, appId: service.appId, serviceId: service.serviceId, serviceName: service.serviceName, imageId: 0, releaseId: 0, commit: service.commit };
+    const covered = saves.some((s) => s.kind === 'save' && s.dockerImageId === image.id && s.image.appId === service.appId && s.image.serviceId === service.serviceId && s.image.commit === service.commit);
+    if (covered || seen.has(rowKey(adopted))) continue;
+    seen.add(rowKey(adopted));
+    saves.push({ kind: 'save', image: adopted, dockerImageId: image.id });
+  }
+
   // Rule 3a: delete-then-download stops the old container first and fetches only once it is gone.
   const deferred = new Set<string>();
   if (target) {

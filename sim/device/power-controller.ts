@@ -1,0 +1,99 @@
+import { KeeperError } from '../../core/errors.js';
+import type { CrashPoint, CrashPoints } from '../../core/ports/crash-points.js';
+import { CRASH_POINTS } from '../../core/ports/crash-points.js';
+
+export interface ArmedCut {
+  readonly at: CrashPoint;
+  readonly match?: string | undefined;
+  /** Cut on the n-th time the point is reached (1-based). */
+  readonly occurrence: number;
+}
+
+/**
+ * Decides where power goes out. Two kinds of cut: at the k-th port call (every port call is a step,
+ * so exhaustive sweeps enumerate k), and at a named crash point inside the protocol. Counts how often
+ * each named point was reached, for coverage.
+ */
+export class PowerController implements CrashPoints {
+  /** Port calls made since this controller was created (across restarts). */
+  calls = 0;
+  readonly hits = new Map<CrashPoint, number>(CRASH_POINTS.map((p) => [p, 0]));
+  private cutAtCalls: number[] = [];
+  private armed: { cut: ArmedCut; seen: number }[] = [];
+  /** Called before every port call, with its label and arguments (the invariant checker hooks here). */
+  beforeCall: ((label: string, args: readonly unknown[]) => void) | undefined;
+  /** Called after every port call that ran, also when it failed (`result` is then undefined). */
+  afterCall: ((label: string, args: readonly unknown[], result: unknown) => void) | undefined;
+  cuts = 0;
+
+  /** Cut power just before the k-th port call (1-based, counted from now on). */
+  cutAtCall(k: number): void {
+    this.cutAtCalls.push(this.calls + k);
+  }
+
+  arm(cut: ArmedCut): void {
+    this.armed.push({ cut, seen: 0 });
+  }
+
+  disarmAll(): void {
+    this.cutAtCalls = [];
+    this.armed = [];
+  }
+
+  get pending(): boolean {
+    return this.cutAtCalls.length > 0 || this.armed.length > 0;
+  }
+
+  tick(label: string): void {
+    this.calls++;
+    const index = this.cutAtCalls.indexOf(this.calls);
+    if (index >= 0) {
+      this.cutAtCalls.splice(index, 1);
+      throw this.cut(`before port call #${this.calls} ${label}`);
+    }
+  }
+
+  reach(point: CrashPoint, detail: string): void {
+    this.hits.set(point, (this.hits.get(point) ?? 0) + 1);
+    for (const entry of this.armed) {
+      if (entry.cut.at !== point) continue;
+      if (entry.cut.match !== undefined && !detail.includes(entry.cut.match)) continue;
+      entry.seen++;
+      if (entry.seen === entry.cut.occurrence) {
+        this.armed = this.armed.filter((e) => e !== entry);
+        throw this.cut(`at ${point} (${detail})`);
+      }
+    }
+  }
+
+  private cut(where: string): KeeperError {
+    this.cuts++;
+    return new KeeperError('POWER_CUT', `power cut ${where}`, { details: { where } });
+  }
+}
+
+/**
+ * Wraps a port so that every method call is a step the power controller can cut before, and the
+ * invariant checker can look at. Properties pass through untouched.
+ */
+export function instrument<T extends object>(port: T, name: string, power: PowerController): T {
+  return new Proxy(port, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function' || typeof prop !== 'string') return value;
+      const fn = value as (...args: unknown[]) => unknown;
+      return async (...args: unknown[]) => {
+        const label = `${name}.${prop}`;
+        power.tick(label);
+        power.beforeCall?.(label, args);
+        let result: unknown;
+        try {
+          result = await fn.apply(target, args);
+          return result;
+        } finally {
+          power.afterCall?.(label, args, result);
+        }
+      };
+    },
+  });
+}

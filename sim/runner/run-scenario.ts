@@ -1,0 +1,316 @@
+import { isKeeperError, isPowerCut } from '../../core/errors.js';
+import { isDangling } from '../../core/model/engine-image.js';
+import { describeStep } from '../../core/model/plan-step.js';
+import type { Mutant } from '../../core/mutants.js';
+import type { KeeperEvent } from '../../core/ports/event-sink.js';
+import { FakeDevice } from '../device/fake-device.js';
+import type { ArmedCut } from '../device/power-controller.js';
+import { InvariantMonitor } from '../invariants/invariant-monitor.js';
+import type { CompiledScenario, ScenarioStep } from '../scenario/compiled-scenario.js';
+import { makeSymbolizer } from './symbolizer.js';
+
+export interface RunOptions {
+  readonly mutant?: Mutant | undefined;
+  /** Extra cuts on top of the scenario's own: at named crash points, or before the k-th port call. */
+  readonly cuts?: readonly ArmedCut[];
+  readonly cutAtCalls?: readonly number[];
+  /** Power cuts the device survives before the run gives up (recovery itself can be cut). */
+  readonly maxCuts?: number;
+}
+
+export interface RunResult {
+  readonly scenario: CompiledScenario;
+  readonly ok: boolean;
+  readonly failures: readonly string[];
+  readonly trace: readonly string[];
+  readonly final: readonly string[];
+  readonly bytesDownloaded: number;
+  readonly peakDisk: number;
+  readonly cuts: number;
+  readonly portCalls: number;
+  readonly device: FakeDevice;
+}
+
+/**
+ * Runs a scenario on the fakes: boot (startup cleanup, apply of the persisted target), then each step;
+ * a power cut is followed by a restart over the durable state. Every port call is watched by the
+ * invariant monitor; the expectations are checked at the end.
+ */
+export async function runScenario(scenario: CompiledScenario, options: RunOptions = {}): Promise<RunResult> {
+  const sym = makeSymbolizer(scenario.symbols);
+  const trace: string[] = [];
+  const failures: string[] = [];
+  const log = (line: string): void => {
+    trace.push(sym(line));
+  };
+  const device = new FakeDevice(scenario, { mutant: options.mutant, onEvent: (e) => traceEvent(e, log) });
+  const monitor = new InvariantMonitor(device, (v) => log(`!! ${v}`));
+  const power = device.power;
+  for (const cut of options.cuts ?? []) power.arm(cut);
+  for (const k of options.cutAtCalls ?? []) power.cutAtCall(k);
+  const maxCuts = options.maxCuts ?? 10;
+  const armedByScenario: { step: ScenarioStep; fired: () => boolean }[] = [];
+
+  const alwaysPresent = new Set(scenario.expect.alwaysPresent);
+  if (alwaysPresent.size > 0) {
+    const previous = power.afterCall;
+    power.afterCall = (label, args, result) => {
+      previous?.(label, args, result);
+      const ids = new Set(device.engine.durableState().images.map((i) => i.id));
+      for (const id of alwaysPresent) {
+        if (!ids.has(id)) {
+          const message = `expected ${sym(id)} to be present at every step; gone after ${label}`;
+          if (!failures.includes(message)) failures.push(message);
+        }
+      }
+    };
+  }
+
+  const applyErrors: string[] = [];
+  const recordError = (what: string, error: unknown): void => {
+    const code = isKeeperError(error) ? error.code : 'ERROR';
+    log(`${what} failed: ${code}: ${(error as Error).message}`);
+    if (isKeeperError(error) && error.code === 'INVARIANT_VIOLATED') failures.push(sym(`assertion: ${error.message}`));
+    if (!isKeeperError(error)) failures.push(sym(`${what} crashed: ${(error as Error).stack ?? String(error)}`));
+    applyErrors.push(`${what}: ${code}`);
+  };
+
+  /** Restart after a cut: new core, startup cleanup, apply the persisted target; cuts may hit again. */
+  const recover = async (): Promise<void> => {
+    for (;;) {
+      if (power.cuts > maxCuts) {
+        failures.push(`more than ${maxCuts} power cuts: gave up`);
+        return;
+      }
+      const keeper = device.boot();
+      monitor.onBoot();
+      log(`-- restart #${device.boots}`);
+      try {
+        await keeper.startup();
+        await keeper.apply(null);
+        return;
+      } catch (error) {
+        if (!isPowerCut(error)) return recordError('recovery', error);
+        log(`!! ${error.message}`);
+      }
+    }
+  };
+  const guarded = async (what: string, action: () => Promise<unknown>): Promise<void> => {
+    try {
+      await action();
+    } catch (error) {
+      if (!isPowerCut(error)) return recordError(what, error);
+      log(`!! ${error.message}`);
+      await recover();
+    }
+  };
+
+  log(`== ${scenario.name}${options.mutant ? ` [mutant ${options.mutant}]` : ''}`);
+  await guarded('boot', async () => {
+    const keeper = device.boot();
+    monitor.onBoot();
+    await keeper.startup();
+    await keeper.apply(null);
+  });
+
+  for (const step of scenario.steps) {
+    log(`> ${describeScenarioStep(step, sym)}`);
+    switch (step.kind) {
+      case 'apply':
+        await guarded('apply', () => device.keeper.apply(step.target, { intermediate: step.intermediate }));
+        break;
+      case 'restart':
+        await guarded('restart', async () => {
+          const keeper = device.boot();
+          monitor.onBoot();
+          await keeper.startup();
+          await keeper.apply(null);
+        });
+        break;
+      case 'power-cut': {
+        const before = power.cuts;
+        power.arm({ at: step.at, match: step.match, occurrence: step.occurrence });
+        armedByScenario.push({ step, fired: () => power.cuts > before });
+        break;
+      }
+      case 'idle':
+        await guarded('idle', () => device.keeper.idleTick());
+        break;
+      case 'idle-during-pull': {
+        let done = false;
+        device.engine.betweenLayers = async (ref, layers) => {
+          if (done || !ref.includes(step.ref) || layers < step.afterLayers) return;
+          done = true;
+          log(`  idle tick while ${ref} is in flight`);
+          await device.keeper.idleTick();
+        };
+        break;
+      }
+      case 'container':
+        applyContainerStep(device, step);
+        break;
+      case 'add-container':
+        device.engine.addContainer(step.container);
+        break;
+      case 'wipe-db':
+        device.wipeDb();
+        await guarded('restart', async () => {
+          const keeper = device.boot();
+          monitor.onBoot();
+          await keeper.startup();
+          await keeper.apply(null);
+        });
+        break;
+      case 'delete-rows': {
+        for (const row of await device.db.listRows()) {
+          if ((step.match.name === undefined || row.name === step.match.name) && (step.match.serviceName === undefined || row.serviceName === step.match.serviceName)) {
+            await device.db.deleteRow(row.id);
+          }
+        }
+        break;
+      }
+      case 'set-dependent':
+        device.dependent = [...step.images];
+        break;
+      case 'engine-fault':
+        // times 0 means "from now on": a persistent fault, like a broken layer store (FB-13).
+        if (step.error === 'register-layer' && step.times === 0) device.engine.breakLayerStore();
+        else device.engine.injectFault(step.op, step.error, step.times === 0 ? Number.POSITIVE_INFINITY : step.times, step.ref);
+        break;
+      case 'engine-remove-image':
+        device.engine.dropImage(step.imageId);
+        break;
+    }
+  }
+  device.engine.betweenLayers = undefined;
+  for (const armed of armedByScenario) {
+    if (!armed.fired()) failures.push(`the power cut at ${describeScenarioStep(armed.step, sym)} never happened: the run did not reach it`);
+  }
+  power.disarmAll();
+
+  // ---- expectations ----
+  const expect = scenario.expect;
+  const engineState = device.engine.durableState();
+  const dbState = device.db.durableState();
+  const present = new Set(engineState.images.map((i) => i.id));
+  for (const id of expect.present) if (!present.has(id)) failures.push(sym(`expected image ${id} to be present`));
+  for (const id of expect.absent) if (present.has(id)) failures.push(sym(`expected image ${id} to be absent`));
+  if (expect.rows) {
+    const actual = dbState.rows.map((r) => `${r.name} ${r.appId}/${r.serviceName}@${r.commit} -> ${r.dockerImageId ?? 'null'}`).sort();
+    const wanted = expect.rows.map((r) => `${r.name} ${r.appId}/${r.serviceName}@${r.commit} -> ${r.dockerImageId ?? 'null'}`).sort();
+    if (JSON.stringify(actual) !== JSON.stringify(wanted)) {
+      failures.push(sym(`rows differ: expected [${wanted.join('; ')}], got [${actual.join('; ')}]`));
+    }
+  }
+  const counters = device.engine.counters;
+  if (expect.bytesDownloadedAtMost !== undefined && counters.bytesDownloaded > expect.bytesDownloadedAtMost) {
+    failures.push(`downloaded ${counters.bytesDownloaded} bytes, expected at most ${expect.bytesDownloadedAtMost}`);
+  }
+  const disk = device.engine.diskBytes();
+  if (expect.diskAtMost !== undefined && disk > expect.diskAtMost) failures.push(`disk ${disk} bytes, expected at most ${expect.diskAtMost}`);
+  if (expect.peakDiskAtMost !== undefined && counters.peakDisk > expect.peakDiskAtMost) {
+    failures.push(`peak disk ${counters.peakDisk} bytes, expected at most ${expect.peakDiskAtMost}`);
+  }
+  if (expect.noDangling) {
+    const dangling = engineState.images.filter(isDangling);
+    if (dangling.length > 0) failures.push(sym(`dangling images remain: ${dangling.map((i) => i.id).join(', ')}`));
+  }
+  if (expect.converged) {
+    if (applyErrors.length > 0) failures.push(`expected convergence, but: ${applyErrors.join('; ')}`);
+    const { steps } = await device.keeper.plan(dbState.target, false);
+    if (steps.length > 0) failures.push(sym(`not at the fixed point; the planner would still: ${steps.map(describeStep).join('; ')}`));
+  }
+  for (const c of expect.containers ?? []) {
+    const match = engineState.containers.find((x) => x.service?.serviceName === c.serviceName && x.imageId === c.imageId && (c.running === undefined || x.running === c.running));
+    if (!match) failures.push(sym(`expected a container of ${c.serviceName} on ${c.imageId}${c.running === false ? ' (stopped)' : ''}`));
+  }
+  for (const id of expect.neverRemoved) {
+    if (counters.removalAttempts.includes(id)) failures.push(sym(`a removal of ${id} was attempted`));
+  }
+  failures.push(...monitor.violations.map(sym));
+
+  const final = [
+    `rows: ${dbState.rows.length === 0 ? '(none)' : ''}`,
+    ...dbState.rows.map((r) => sym(`  #${r.id} ${r.name} app ${r.appId} ${r.serviceName}@${r.commit} -> ${r.dockerImageId ?? 'null'}`)),
+    `engine images: ${engineState.images.length === 0 ? '(none)' : ''}`,
+    ...engineState.images.map((i) => sym(`  ${i.id} [${[...i.repoTags, ...i.repoDigests].join(', ') || 'dangling'}] ${i.layers.length} layers`)),
+    `containers: ${engineState.containers.length === 0 ? '(none)' : ''}`,
+    ...engineState.containers.map((c) => sym(`  ${c.id} on ${c.imageId} ${c.running ? 'running' : 'stopped'}${c.service ? ` (${c.service.serviceName}@${c.service.commit})` : ' (foreign)'}`)),
+    `downloaded ${counters.bytesDownloaded} bytes; disk ${disk} bytes (peak ${counters.peakDisk}); ${power.cuts} power cut(s); ${power.calls} port calls; ${monitor.checks} invariant checks`,
+  ];
+  return {
+    scenario,
+    ok: failures.length === 0,
+    failures: [...new Set(failures)],
+    trace,
+    final,
+    bytesDownloaded: counters.bytesDownloaded,
+    peakDisk: counters.peakDisk,
+    cuts: power.cuts,
+    portCalls: power.calls,
+    device,
+  };
+}
+
+function applyContainerStep(device: FakeDevice, step: Extract<ScenarioStep, { kind: 'container' }>): void {
+  const matches = device.engine
+    .durableState()
+    .containers.filter(
+      (c) =>
+        (step.match.containerId === undefined || c.id === step.match.containerId) &&
+        (step.match.serviceName === undefined || c.service?.serviceName === step.match.serviceName) &&
+        (step.match.appId === undefined || c.service?.appId === step.match.appId),
+    );
+  for (const c of matches) {
+    if (step.action === 'remove') device.engine.removeContainer(c.id);
+    else if (step.action === 'stop' || step.action === 'start') device.engine.setContainerState(c.id, { running: step.action === 'start' });
+    else device.engine.setContainerState(c.id, { locked: step.action === 'lock' });
+  }
+}
+
+export function describeScenarioStep(step: ScenarioStep, sym: (s: string) => string): string {
+  const where = step.line !== undefined ? ` (line ${step.line})` : '';
+  switch (step.kind) {
+    case 'apply':
+      return sym(`apply${step.intermediate ? ' intermediate' : ''} target: ${step.target.services.map((s) => `${s.serviceName}=${s.name}@${s.commit}`).join(', ') || '(no services)'}`) + where;
+    case 'power-cut':
+      return `arm power cut at ${step.at}${step.match ? ` matching ${sym(step.match)}` : ''} #${step.occurrence}${where}`;
+    case 'engine-fault':
+      return sym(`engine fault: next ${step.times} ${step.op} ${step.error}${step.ref ? ` on ${step.ref}` : ''}`) + where;
+    case 'container':
+      return `container ${step.action} ${JSON.stringify(step.match)}${where}`;
+    case 'idle-during-pull':
+      return sym(`idle tick during pull of ${step.ref} after ${step.afterLayers} layer(s)`) + where;
+    case 'engine-remove-image':
+      return sym(`engine loses image ${step.imageId}`) + where;
+    default:
+      return `${step.kind}${where}`;
+  }
+}
+
+function traceEvent(event: KeeperEvent, log: (line: string) => void): void {
+  switch (event.type) {
+    case 'startup-cleanup':
+      if (event.repaired.length + event.deleted.length > 0) {
+        log(`  startup cleanup: repaired [${event.repaired.join(', ')}] deleted [${event.deleted.join(', ')}]`);
+      }
+      return;
+    case 'pass':
+      log(`  pass ${event.pass}: ${event.steps.length} step(s)`);
+      return;
+    case 'step':
+      if (event.phase !== 'start') log(`    ${event.phase === 'done' ? 'ok  ' : 'FAIL'} ${event.step}${event.error ? `: ${event.error}` : ''}`);
+      return;
+    case 'retry':
+      log(`    retry ${event.what} (attempt ${event.attempt}, ${event.delayMs} ms): ${event.error}`);
+      return;
+    case 'idle-cleanup':
+      log(`  idle cleanup: ${event.skipped ? `skipped (${event.skipped})` : `removed [${event.removed.join(', ')}]`}`);
+      return;
+    case 'converged':
+      log(`  converged after ${event.passes} pass(es)`);
+      return;
+    case 'progress':
+      return;
+  }
+}
