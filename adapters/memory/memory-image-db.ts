@@ -1,0 +1,139 @@
+import { KeeperError } from '../../core/errors.js';
+import { rowKey, type ImageRow, type NewImageRow } from '../../core/model/image-row.js';
+import type { Target } from '../../core/model/target.js';
+import type { ImageDb } from '../../core/ports/image-db.js';
+import type { TargetStore } from '../../core/ports/target-store.js';
+
+/** Everything the memory DB holds durably; a power cut in the simulator keeps exactly this. */
+export interface MemoryDbState {
+  readonly rows: readonly ImageRow[];
+  /** The id the next insert gets: ids only grow, like SQLite AUTOINCREMENT. */
+  readonly nextId: number;
+  readonly target: Target | null;
+}
+
+export type MemoryDbOp = 'insertRow' | 'setDockerImageId' | 'deleteRow' | 'writeTarget';
+
+/**
+ * Called around each commit. Throwing a power cut at 'before' loses the commit; at 'after' the commit
+ * is durable but the caller never hears so, the two outcomes the real DB allows.
+ */
+export type CommitHook = (op: MemoryDbOp, phase: 'before' | 'after') => void;
+
+export const EMPTY_MEMORY_DB_STATE: MemoryDbState = { rows: [], nextId: 1, target: null };
+
+/**
+ * The ImageDb and TargetStore fake with the sql.js adapter's semantics (the shared contract suite holds
+ * both to them): each call is one atomic commit, so the durable state is simply the current state.
+ * Values are deep-copied on the way in and out so callers can never mutate stored rows.
+ */
+export class MemoryImageDb implements ImageDb, TargetStore {
+  private rows: ImageRow[];
+  private nextId: number;
+  private target: Target | null;
+  private closed = false;
+  private readonly commitHook: CommitHook | undefined;
+
+  constructor(
+    state: MemoryDbState = EMPTY_MEMORY_DB_STATE,
+    options: { readonly commitHook?: CommitHook } = {},
+  ) {
+    const copy = structuredClone(state);
+    this.rows = [...copy.rows].sort((a, b) => a.id - b.id);
+    this.nextId = Math.max(copy.nextId, ...this.rows.map((r) => r.id + 1));
+    this.target = copy.target;
+    this.commitHook = options.commitHook;
+  }
+
+  /** A deep copy of the durable state: construct a new MemoryImageDb from it to "reboot". */
+  durableState(): MemoryDbState {
+    return structuredClone({ rows: this.rows, nextId: this.nextId, target: this.target });
+  }
+
+  async listRows(): Promise<ImageRow[]> {
+    this.checkOpen();
+    return structuredClone(this.rows);
+  }
+
+  async insertRow(row: NewImageRow): Promise<ImageRow> {
+    this.checkOpen();
+    const existing = this.rows.find((r) => rowKey(r) === rowKey(row));
+    if (existing !== undefined) {
+      throw new KeeperError(
+        'DB_ERROR',
+        `insertRow: a row for ${rowKey(row)} already exists (id ${existing.id})`,
+        {
+          details: { rowId: existing.id },
+        },
+      );
+    }
+    const stored: ImageRow = { ...structuredClone(pickRow(row)), id: this.nextId };
+    this.commit('insertRow', () => {
+      this.rows.push(stored);
+      this.nextId += 1;
+    });
+    return structuredClone(stored);
+  }
+
+  async setDockerImageId(rowId: number, dockerImageId: string): Promise<void> {
+    this.checkOpen();
+    const index = this.rows.findIndex((r) => r.id === rowId);
+    const row = this.rows[index];
+    if (row === undefined) {
+      throw new KeeperError('DB_ERROR', `setDockerImageId: no image row ${rowId}`, { details: { rowId } });
+    }
+    this.commit('setDockerImageId', () => {
+      this.rows[index] = { ...row, dockerImageId };
+    });
+  }
+
+  async deleteRow(rowId: number): Promise<void> {
+    this.checkOpen();
+    if (!this.rows.some((r) => r.id === rowId)) return;
+    this.commit('deleteRow', () => {
+      this.rows = this.rows.filter((r) => r.id !== rowId);
+    });
+  }
+
+  async readTarget(): Promise<Target | null> {
+    this.checkOpen();
+    return structuredClone(this.target);
+  }
+
+  async writeTarget(target: Target): Promise<void> {
+    this.checkOpen();
+    // Through JSON, exactly as the sql.js adapter stores it, so both fakes return the same shape.
+    const copy = JSON.parse(JSON.stringify(target)) as Target;
+    this.commit('writeTarget', () => {
+      this.target = copy;
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private commit(op: MemoryDbOp, apply: () => void): void {
+    this.commitHook?.(op, 'before');
+    apply();
+    this.commitHook?.(op, 'after');
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new KeeperError('DB_ERROR', 'the image DB is closed');
+  }
+}
+
+/** Only the row's own fields, so extra properties a caller's object carries are never stored. */
+function pickRow(row: NewImageRow): NewImageRow {
+  return {
+    name: row.name,
+    appId: row.appId,
+    serviceId: row.serviceId,
+    serviceName: row.serviceName,
+    imageId: row.imageId,
+    releaseId: row.releaseId,
+    commit: row.commit,
+    dockerImageId: row.dockerImageId,
+  };
+}
