@@ -14,6 +14,7 @@ interface StoredImage {
   repoTags: string[];
   repoDigests: string[];
   layers: Layer[];
+  size: number;
 }
 
 /** The engine's durable state: what survives a power cut. */
@@ -78,6 +79,8 @@ export class FakeEngine implements Engine, ContainerControl {
   private readonly deltaRatio: number;
   private nextContainer = 1;
   private brokenLayerStore = false;
+  /** Awaited between two layers of a pull or delta: lets a test run an idle tick while a pull is in flight. */
+  betweenLayers: ((ref: string, layersDone: number) => Promise<void>) | undefined;
 
   constructor(
     private readonly registry: FakeRegistry,
@@ -103,6 +106,11 @@ export class FakeEngine implements Engine, ContainerControl {
     };
   }
 
+  /** The live images and containers, read-only and uncopied: for checkers that must not slow the run. */
+  peek(): { readonly images: readonly EngineImage[]; readonly containers: readonly Container[] } {
+    return { images: [...this.images.values()], containers: [...this.containers.values()] };
+  }
+
   /** Engine start after a power cut: leaked half-written layer data is reclaimed (balena-engine PR #203). */
   restart(): void {
     this.leakedBytes = 0;
@@ -117,6 +125,7 @@ export class FakeEngine implements Engine, ContainerControl {
         repoTags: [...image.repoTags],
         repoDigests: [...image.repoDigests],
         layers: [...image.layers],
+        size: sum(image.layers.map((l) => l.size)),
       });
       for (const layer of image.layers) this.layers.set(layer.digest, layer.size);
     }
@@ -199,6 +208,7 @@ export class FakeEngine implements Engine, ContainerControl {
       layersDone++;
       // A cut thrown from here keeps the layers completed so far, like a real layer store.
       onProgress({ ref, layersDone, layersTotal: missing.length, bytesDone, bytesTotal });
+      if (this.betweenLayers) await this.betweenLayers(ref, layersDone);
     }
     return freeze(this.commitImage(manifest, ref));
   }
@@ -216,7 +226,7 @@ export class FakeEngine implements Engine, ContainerControl {
     if (existing) return freeze(this.commitImage(manifest, ref));
     // The half-built image is untagged from the start: dangling until the delta completes.
     const workId = fakeId(`delta-work:${manifest.imageId}:${sourceImageId}`);
-    const work: StoredImage = { id: workId, repoTags: [], repoDigests: [], layers: [] };
+    const work: StoredImage = { id: workId, repoTags: [], repoDigests: [], layers: [], size: 0 };
     this.images.set(workId, work);
     const missing = manifest.layers.filter((l) => !this.layers.has(l.digest));
     const bytesTotal = sum(missing.map((l) => Math.ceil(l.size * this.deltaRatio)));
@@ -232,10 +242,12 @@ export class FakeEngine implements Engine, ContainerControl {
       this.counters.bytesDownloaded += bytes;
       this.layers.set(layer.digest, layer.size);
       work.layers.push(layer);
+      work.size += layer.size;
       this.notePeak();
       bytesDone += bytes;
       layersDone++;
       onProgress({ ref, layersDone, layersTotal: missing.length, bytesDone, bytesTotal });
+      if (this.betweenLayers) await this.betweenLayers(ref, layersDone);
     }
     this.images.delete(workId);
     return freeze(this.commitImage(manifest, ref));
@@ -330,7 +342,7 @@ export class FakeEngine implements Engine, ContainerControl {
     const tagRef = parsed.digest === undefined ? `${parsed.repository}:${parsed.tag ?? 'latest'}` : undefined;
     let image = this.images.get(manifest.imageId);
     if (!image) {
-      image = { id: manifest.imageId, repoTags: [], repoDigests: [], layers: [...manifest.layers] };
+      image = { id: manifest.imageId, repoTags: [], repoDigests: [], layers: [...manifest.layers], size: sum(manifest.layers.map((l) => l.size)) };
       this.images.set(image.id, image);
     }
     if (!image.repoDigests.includes(digestRef)) image.repoDigests.push(digestRef);

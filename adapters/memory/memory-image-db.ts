@@ -38,7 +38,7 @@ export class MemoryImageDb implements ImageDb, TargetStore {
     state: MemoryDbState = EMPTY_MEMORY_DB_STATE,
     options: { readonly commitHook?: CommitHook } = {},
   ) {
-    const copy = structuredClone(state);
+    const copy = { rows: state.rows.map((r) => ({ ...r })), nextId: state.nextId, target: state.target };
     this.rows = [...copy.rows].sort((a, b) => a.id - b.id);
     this.nextId = Math.max(copy.nextId, ...this.rows.map((r) => r.id + 1));
     this.target = copy.target;
@@ -47,12 +47,18 @@ export class MemoryImageDb implements ImageDb, TargetStore {
 
   /** A deep copy of the durable state: construct a new MemoryImageDb from it to "reboot". */
   durableState(): MemoryDbState {
-    return structuredClone({ rows: this.rows, nextId: this.nextId, target: this.target });
+    return { rows: this.rows.map((r) => ({ ...r })), nextId: this.nextId, target: this.target };
+  }
+
+  /** The live rows and target, uncopied: for checkers that must not slow the run. Do not mutate. */
+  peek(): MemoryDbState {
+    return { rows: this.rows, nextId: this.nextId, target: this.target };
   }
 
   async listRows(): Promise<ImageRow[]> {
     this.checkOpen();
-    return structuredClone(this.rows);
+    // Rows are flat records of primitives, replaced (never mutated) on change: a shallow copy is a deep one.
+    return this.rows.map((r) => ({ ...r }));
   }
 
   async insertRow(row: NewImageRow): Promise<ImageRow> {
@@ -67,12 +73,12 @@ export class MemoryImageDb implements ImageDb, TargetStore {
         },
       );
     }
-    const stored: ImageRow = { ...structuredClone(pickRow(row)), id: this.nextId };
+    const stored: ImageRow = { ...pickRow(row), id: this.nextId };
     this.commit('insertRow', () => {
       this.rows.push(stored);
       this.nextId += 1;
     });
-    return structuredClone(stored);
+    return { ...stored };
   }
 
   async setDockerImageId(rowId: number, dockerImageId: string): Promise<void> {
@@ -97,7 +103,8 @@ export class MemoryImageDb implements ImageDb, TargetStore {
 
   async readTarget(): Promise<Target | null> {
     this.checkOpen();
-    return structuredClone(this.target);
+    // Targets are stored as a private JSON copy and are readonly everywhere: sharing it is safe.
+    return this.target;
   }
 
   async writeTarget(target: Target): Promise<void> {

@@ -58,8 +58,24 @@ const LOWER_HEX = /^[a-f0-9]+$/;
 /** Algorithms whose encoding is fixed (OCI image-spec / go-digest): lowercase hex of this length. */
 const HEX_DIGEST_LENGTHS: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 };
 
+/**
+ * Parsed references are immutable, and the planner asks about the same few hundred names on every
+ * pass: a bounded cache keeps planning linear without re-running the grammar.
+ */
+const CACHE_LIMIT = 10_000;
+const cache = new Map<string, ImageReference>();
+
 /** Parses and normalises a reference. Throws KeeperError('INVALID_REFERENCE') on invalid input. */
 export function parseReference(input: string): ImageReference {
+  const hit = typeof input === 'string' ? cache.get(input) : undefined;
+  if (hit) return hit;
+  const parsed = parseUncached(input);
+  if (cache.size >= CACHE_LIMIT) cache.clear();
+  cache.set(input, parsed);
+  return parsed;
+}
+
+function parseUncached(input: string): ImageReference {
   if (typeof input !== 'string') {
     throw new KeeperError(
       'INVALID_REFERENCE',
@@ -171,6 +187,7 @@ export function sameImage(a: ReferenceLike, b: ReferenceLike): boolean {
   if (left.digest !== undefined || right.digest !== undefined) return left.digest === right.digest;
   return left.normalized === right.normalized;
 }
+
 
 function toReference(ref: ReferenceLike): ImageReference {
   return typeof ref === 'string' ? parseReference(ref) : ref;

@@ -29,9 +29,10 @@ export class InvariantMonitor {
     this.deltaSources.clear();
   }
 
+  /** The fakes' live state (uncopied: the checks only read it, before the call they guard mutates it). */
   snapshot(): DeviceSnapshot {
-    const engine = this.device.engine.durableState();
-    const db = this.device.db.durableState();
+    const engine = this.device.engine.peek();
+    const db = this.device.db.peek();
     return { rows: db.rows, images: engine.images, containers: engine.containers, target: db.target, dependent: this.device.dependent };
   }
 
@@ -49,15 +50,16 @@ export class InvariantMonitor {
         return;
       case 'engine.removeImage':
       case 'engine.removeReference': {
+        // Rows and containers do not change during an engine removal; images do, so copy only those refs.
         const snapshot = this.snapshot();
         this.before = { images: [...snapshot.images], snapshot };
         return;
       }
       case 'db.setDockerImageId':
-        this.report(s3RowIdExists(this.device.engine.durableState().images, args[1] as string));
+        this.report(s3RowIdExists(this.device.engine.peek().images, args[1] as string));
         return;
       case 'db.insertRow':
-        this.report(s3RowIdExists(this.device.engine.durableState().images, (args[0] as NewImageRow).dockerImageId));
+        this.report(s3RowIdExists(this.device.engine.peek().images, (args[0] as NewImageRow).dockerImageId));
         return;
       case 'containers.kill':
         this.report(k1KillOnlyWhenReady(this.snapshot(), args[0] as Container));
@@ -68,7 +70,7 @@ export class InvariantMonitor {
   private afterCall(label: string, args: readonly unknown[]): void {
     if (label === 'engine.pullDelta') this.deltaSources.delete(args[1] as string);
     if ((label === 'engine.removeImage' || label === 'engine.removeReference') && this.before) {
-      const now = new Set(this.device.engine.durableState().images.map((i) => i.id));
+      const now = new Set(this.device.engine.peek().images.map((i) => i.id));
       for (const image of this.before.images) {
         if (now.has(image.id)) continue;
         this.report(s1NoNeededImageDeleted(this.before.snapshot, image, this.deltaSources));

@@ -94,9 +94,8 @@ export function k1KillOnlyWhenReady(state: DeviceSnapshot, killed: Container): s
   const mine = appServices.find((s) => s.serviceId === service.serviceId);
   if (!mine || mine.strategy === 'delete-then-download') return undefined;
   const ids = new Set(state.images.map((i) => i.id));
-  const missing = appServices.filter(
-    (s) => !state.rows.some((r) => rowKey(r) === rowKey(s) && r.dockerImageId !== null && ids.has(r.dockerImageId)),
-  );
+  const ready = new Set(state.rows.filter((r) => r.dockerImageId !== null && ids.has(r.dockerImageId)).map(rowKey));
+  const missing = appServices.filter((s) => !ready.has(rowKey(s)));
   return missing.length > 0
     ? `K1: killed ${killed.id} of app ${service.appId} while ${missing.map((s) => s.serviceName).join(', ')} not yet downloaded`
     : undefined;
@@ -110,8 +109,10 @@ export function k1KillOnlyWhenReady(state: DeviceSnapshot, killed: Container): s
 export function l1Converged(state: DeviceSnapshot, foreign: ReadonlySet<string>): string[] {
   const out: string[] = [];
   const ids = new Set(state.images.map((i) => i.id));
+  const rowsByKey = new Map<string, ImageRow[]>();
+  for (const r of state.rows) rowsByKey.set(rowKey(r), [...(rowsByKey.get(rowKey(r)) ?? []), r]);
   for (const t of targetImagesOf(state.target)) {
-    const rows = state.rows.filter((r) => rowKey(r) === rowKey(t));
+    const rows = rowsByKey.get(rowKey(t)) ?? [];
     if (rows.length !== 1) out.push(`L1: ${rows.length} rows for ${t.serviceName}@${t.commit} ${t.name}, expected exactly 1`);
     const row = rows[0];
     if (row && (row.dockerImageId === null || !ids.has(row.dockerImageId))) out.push(`L1: target image ${t.name} is not present`);

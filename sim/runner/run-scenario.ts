@@ -6,6 +6,7 @@ import type { KeeperEvent } from '../../core/ports/event-sink.js';
 import { FakeDevice } from '../device/fake-device.js';
 import type { ArmedCut } from '../device/power-controller.js';
 import { InvariantMonitor } from '../invariants/invariant-monitor.js';
+import { checkFinalInvariants } from '../invariants/final-invariants.js';
 import type { CompiledScenario, ScenarioStep } from '../scenario/compiled-scenario.js';
 import { makeSymbolizer } from './symbolizer.js';
 
@@ -16,6 +17,8 @@ export interface RunOptions {
   readonly cutAtCalls?: readonly number[];
   /** Power cuts the device survives before the run gives up (recovery itself can be cut). */
   readonly maxCuts?: number;
+  /** Record the readable trace (default true); sweeps turn it off and re-run a failure with it on. */
+  readonly trace?: boolean;
 }
 
 export interface RunResult {
@@ -40,8 +43,9 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   const sym = makeSymbolizer(scenario.symbols);
   const trace: string[] = [];
   const failures: string[] = [];
+  const tracing = options.trace ?? true;
   const log = (line: string): void => {
-    trace.push(sym(line));
+    if (tracing) trace.push(sym(line));
   };
   const device = new FakeDevice(scenario, { mutant: options.mutant, onEvent: (e) => traceEvent(e, log) });
   const monitor = new InvariantMonitor(device, (v) => log(`!! ${v}`));
@@ -56,7 +60,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     const previous = power.afterCall;
     power.afterCall = (label, args, result) => {
       previous?.(label, args, result);
-      const ids = new Set(device.engine.durableState().images.map((i) => i.id));
+      const ids = new Set(device.engine.peek().images.map((i) => i.id));
       for (const id of alwaysPresent) {
         if (!ids.has(id)) {
           const message = `expected ${sym(id)} to be present at every step; gone after ${label}`;
@@ -117,7 +121,14 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     log(`> ${describeScenarioStep(step, sym)}`);
     switch (step.kind) {
       case 'apply':
-        await guarded('apply', () => device.keeper.apply(step.target, { intermediate: step.intermediate }));
+        // The cloud keeps sending the target: an apply cut short is applied again after the restart.
+        // An intermediate target (a purge) is not: the persisted target is the authority after a cut.
+        for (let attempt = 0; ; attempt++) {
+          const cutsBefore = power.cuts;
+          await guarded('apply', () => device.keeper.apply(step.target, { intermediate: step.intermediate }));
+          if (power.cuts === cutsBefore || step.intermediate || attempt >= maxCuts) break;
+          log('> target received again after the restart');
+        }
         break;
       case 'restart':
         await guarded('restart', async () => {
@@ -228,8 +239,11 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     if (counters.removalAttempts.includes(id)) failures.push(sym(`a removal of ${id} was attempted`));
   }
   failures.push(...monitor.violations.map(sym));
+  if (expect.converged && applyErrors.length === 0) {
+    failures.push(...checkFinalInvariants(scenario, device, monitor.snapshot()).map(sym));
+  }
 
-  const final = [
+  const final = !tracing ? [] : [
     `rows: ${dbState.rows.length === 0 ? '(none)' : ''}`,
     ...dbState.rows.map((r) => sym(`  #${r.id} ${r.name} app ${r.appId} ${r.serviceName}@${r.commit} -> ${r.dockerImageId ?? 'null'}`)),
     `engine images: ${engineState.images.length === 0 ? '(none)' : ''}`,
