@@ -137,7 +137,8 @@ export class ImageKeeper {
       return idleCleanup(this.ctx, cleanupCandidates(view, mutant));
     }
     const [only] = result.steps;
-    if (result.steps.length !== 1 || only?.kind !== 'cleanup') {
+    if (only === undefined) return [];
+    if (result.steps.length !== 1 || only.kind !== 'cleanup') {
       this.ctx.events.emit({ type: 'idle-cleanup', removed: [], skipped: this.fetchesInFlight > 0 ? 'a pull is in flight' : 'other image actions are pending' });
       return [];
     }

@@ -13,7 +13,7 @@ export const MUTANTS = {
   'ignore-digest': 'download again an image whose digest is already present',
   'digest-only-dangling': 'treat an image pulled by digest only (no tags) as dangling (moby#42664)',
   'row-before-engine-delete': 'delete the last row before the engine image, so a cut leaks the image',
-  'write-id-before-pull': 'write the image ID into the row before the pull has finished',
+  'pull-before-row': "pull before storing the row (balena's current order): a cut in between leaves an image no row owns",
   'ignore-stopped-containers': 'an image used only by a stopped container counts as unneeded',
   'ignore-dependent': 'images of dependent apps are not protected',
   'remove-during-intermediate': 'intermediate targets remove images (balena #1611)',
@@ -21,7 +21,6 @@ export const MUTANTS = {
   'fetch-before-delete': 'delete-then-download fetches the new image before the old one is removed (balena #1233)',
   'kill-before-ready': "download-then-kill switches a service before all of the app's images are ready (balena #1812)",
   'duplicate-rows': 'store a new row for a target image even when its row already exists (balena #2538)',
-  'cleanup-ignores-rows': 'idle cleanup removes dangling images even when a row references their ID',
 } as const;
 
 export type Mutant = keyof typeof MUTANTS;

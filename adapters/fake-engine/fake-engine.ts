@@ -141,6 +141,11 @@ export class FakeEngine implements Engine, ContainerControl {
     this.faults.push({ op, fault, times, ...(ref !== undefined ? { ref } : {}) });
   }
 
+  /** Faults stop: injected ones that did not fire yet are dropped (a broken layer store stays broken). */
+  clearFaults(): void {
+    this.faults.length = 0;
+  }
+
   /** FB-13: after a cut, every pull fails to register its layers until the engine is wiped. */
   breakLayerStore(): void {
     this.brokenLayerStore = true;
@@ -234,6 +239,9 @@ export class FakeEngine implements Engine, ContainerControl {
     let layersDone = 0;
     for (const layer of missing) {
       const bytes = Math.ceil(layer.size * this.deltaRatio);
+      if (!this.images.has(workId)) {
+        throw new KeeperError('DELTA_FAILED', `delta for ${ref}: its half-built image was removed under it`);
+      }
       if (!this.images.has(sourceImageId)) {
         this.deleteImage(workId);
         throw new KeeperError('DELTA_SOURCE_MISSING', `delta for ${ref}: source image ${sourceImageId} vanished mid-delta`);
@@ -248,6 +256,9 @@ export class FakeEngine implements Engine, ContainerControl {
       layersDone++;
       onProgress({ ref, layersDone, layersTotal: missing.length, bytesDone, bytesTotal });
       if (this.betweenLayers) await this.betweenLayers(ref, layersDone);
+    }
+    if (!this.images.has(workId)) {
+      throw new KeeperError('DELTA_FAILED', `delta for ${ref}: its half-built image was removed under it`);
     }
     this.images.delete(workId);
     return freeze(this.commitImage(manifest, ref));

@@ -48,6 +48,11 @@ export class DeviceView {
     return newest((this.rowsByKey.get(rowKey(image)) ?? []).filter((r) => this.isAvailable(r)));
   }
 
+  /** A row for this key whose image ID is no longer on the engine. */
+  staleRowFor(image: TargetImage): ImageRow | undefined {
+    return newest((this.rowsByKey.get(rowKey(image)) ?? []).filter((r) => r.dockerImageId !== null && !this.isAvailable(r)));
+  }
+
   pendingRowFor(image: TargetImage): ImageRow | undefined {
     return newest((this.rowsByKey.get(rowKey(image)) ?? []).filter((r) => r.dockerImageId === null));
   }

@@ -7,7 +7,7 @@ import type { DeltaSource, NeedReason, PlanStep } from '../model/plan-step.js';
 import type { DependentState, Target, TargetImage, TargetService } from '../model/target.js';
 import { EMPTY_TARGET } from '../model/target.js';
 import type { Mutant } from '../mutants.js';
-import { sameImage } from '../reference/image-reference.js';
+import { digestOf, sameImage } from '../reference/image-reference.js';
 import { DeviceView, newest } from './device-view.js';
 
 export interface PlanInput {
@@ -50,7 +50,8 @@ export interface Plan {
  *     fetches every image of the app before any of its containers is switched.
  *  4. Idle cleanup (dangling images, leftover layers) only when nothing else is to be done and no pull
  *     is in flight.
- * Steps are ordered saves, removals, kills that free disk, fetches, then container switches.
+ * Steps are ordered: saves, removals and kills that free disk for delete-then-download, fetches, the
+ * other removals, then container switches.
  */
 export function plan(input: PlanInput): Plan {
   const view = new DeviceView(input.rows, input.images, input.containers);
@@ -69,6 +70,7 @@ export function plan(input: PlanInput): Plan {
 
   const saves: PlanStep[] = [];
   const removals: PlanStep[] = [];
+  const freeingRemovals: PlanStep[] = [];
   const freeingKills: PlanStep[] = [];
   const fetches: PlanStep[] = [];
   const switches: PlanStep[] = [];
@@ -102,7 +104,8 @@ export function plan(input: PlanInput): Plan {
       need(row.dockerImageId, reason);
       continue;
     }
-    const pending = view.pendingRowFor(image);
+    // A pending row (step 1 done), or a row whose image vanished, is reused: one row per key.
+    const pending = view.pendingRowFor(image) ?? view.staleRowFor(image);
     if (pending) keep(pending, reason);
     const present = view.engineImageFor(image.name, mutant === 'ignore-digest');
     if (present) {
@@ -143,11 +146,19 @@ export function plan(input: PlanInput): Plan {
     }
   }
 
+  // Identity by digest: two target images with the same digest are fetched once; the other is saved
+  // on the next pass, when the image is present.
+  const fetching = new Set<string>();
+  const droppedSources = new Set<string>();
   for (const f of toFetch) {
     if (deferred.has(rowKey(f.image))) continue;
+    const identity = digestOf(f.image.name) ?? f.image.name;
+    if (fetching.has(identity)) continue;
+    fetching.add(identity);
     let deltaSource: DeltaSource | undefined;
     if (input.deltas && f.strategy !== 'delete-then-download') {
       deltaSource = deltaSourceFor(view, f.image, mutant);
+      if (deltaSource && mutant === 'drop-delta-source') droppedSources.add(deltaSource.dockerImageId);
       if (deltaSource && mutant !== 'drop-delta-source') {
         need(deltaSource.dockerImageId, 'delta-source');
         for (const row of view.rowsByDockerId.get(deltaSource.dockerImageId) ?? []) {
@@ -173,13 +184,23 @@ export function plan(input: PlanInput): Plan {
         }
       }
     }
+    const replacedByDeleteThenDownload = new Set(
+      (target?.services ?? [])
+        .filter((s) => s.strategy === 'delete-then-download' && !satisfied.has(rowKey(s)))
+        .map((s) => `${s.appId}/${s.serviceId}`),
+    );
     for (const row of input.rows) {
       if (keptRows.has(row.id) || input.systemApps.includes(row.appId)) continue;
-      removals.push({ kind: 'remove', row, reason: removalReason(view, row) });
+      const step: PlanStep = { kind: 'remove', row, reason: removalReason(view, row) };
+      const dropsSource = row.dockerImageId !== null && droppedSources.has(row.dockerImageId);
+      if (replacedByDeleteThenDownload.has(`${row.appId}/${row.serviceId}`) || dropsSource) freeingRemovals.push(step);
+      else removals.push(step);
     }
   }
 
-  const steps = [...saves, ...removals, ...freeingKills, ...fetches, ...switches];
+  // delete-then-download frees disk before its fetch; every other removal waits until the fetches of
+  // the pass are done, so layers an old image shares with a new one are never deleted and downloaded again.
+  const steps = [...saves, ...freeingRemovals, ...freeingKills, ...fetches, ...removals, ...switches];
 
   // Rule 4: idle cleanup, only on a pass with nothing else to do.
   if (steps.length === 0 && removalsAllowed && (!input.fetchInFlight || mutant === 'idle-cleanup-during-pull')) {
@@ -196,7 +217,7 @@ export function plan(input: PlanInput): Plan {
 export function cleanupCandidates(view: DeviceView, mutant?: Mutant): string[] {
   return view.images
     .filter((image) => isDangling(image) || (mutant === 'digest-only-dangling' && image.repoTags.length === 0))
-    .filter((image) => mutant === 'cleanup-ignores-rows' || !view.rowsByDockerId.has(image.id))
+    .filter((image) => !view.rowsByDockerId.has(image.id))
     .filter((image) => !view.containersByImage.has(image.id))
     .map((image) => image.id);
 }

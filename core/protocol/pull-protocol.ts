@@ -1,4 +1,4 @@
-import { assert, isKeeperError, isPowerCut, KeeperError } from '../errors.js';
+import { assert, isKeeperError, isPowerCut } from '../errors.js';
 import type { EngineImage } from '../model/engine-image.js';
 import type { DeltaSource } from '../model/plan-step.js';
 import type { TargetImage } from '../model/target.js';
@@ -22,6 +22,16 @@ export async function fetchImage(
   deltaSource: DeltaSource | undefined,
   pendingRowId: number | undefined,
 ): Promise<string> {
+  const pullNow = async (): Promise<EngineImage> => {
+    const pulled =
+      deltaSource && ctx.config.deltas && ctx.engine.supportsDeltas
+        ? await pullDeltaOrFallBack(ctx, image, deltaSource)
+        : await pullWithRetry(ctx, image.name);
+    ctx.crashPoints.reach('after-image-complete', image.name);
+    return pulled;
+  };
+  const early = ctx.config.mutant === 'pull-before-row' ? await pullNow() : undefined;
+
   // Step 1: store the row. A pending row for the same image from an interrupted attempt is reused.
   let rowId = pendingRowId;
   if (rowId === undefined || ctx.config.mutant === 'duplicate-rows') {
@@ -29,17 +39,8 @@ export async function fetchImage(
   }
   ctx.crashPoints.reach('after-row-stored', image.name);
 
-  if (ctx.config.mutant === 'write-id-before-pull') {
-    const guess = await ctx.engine.inspectImage(image.name);
-    if (guess) await ctx.db.setDockerImageId(rowId, guess.id);
-  }
-
   // Step 2: pull or delta.
-  const pulled =
-    deltaSource && ctx.config.deltas && ctx.engine.supportsDeltas
-      ? await pullDeltaOrFallBack(ctx, image, deltaSource)
-      : await pullWithRetry(ctx, image.name);
-  ctx.crashPoints.reach('after-image-complete', image.name);
+  const pulled = early ?? (await pullNow());
   const wanted = digestOf(image.name);
   assert(
     wanted === undefined || pulled.repoDigests.some((ref) => digestOf(ref) === wanted),
@@ -109,8 +110,4 @@ async function pullDeltaOrFallBack(ctx: KeeperContext, image: TargetImage, sourc
     }
   }
   return pullWithRetry(ctx, image.name);
-}
-
-export function pullError(ref: string, cause: unknown): KeeperError {
-  return new KeeperError('PULL_FAILED', `pull of ${ref} failed: ${(cause as Error).message}`, { cause });
 }

@@ -7,6 +7,8 @@ export interface ArmedCut {
   readonly match?: string | undefined;
   /** Cut on the n-th time the point is reached (1-based). */
   readonly occurrence: number;
+  /** After this cut, resume the interrupted target (default) or only run startup cleanup. */
+  readonly resume?: boolean | undefined;
 }
 
 /**
@@ -25,6 +27,8 @@ export class PowerController implements CrashPoints {
   /** Called after every port call that ran, also when it failed (`result` is then undefined). */
   afterCall: ((label: string, args: readonly unknown[], result: unknown) => void) | undefined;
   cuts = 0;
+  /** Whether the device resumes its target after the last cut (see ArmedCut.resume). */
+  lastCutResumes = true;
 
   /** Cut power just before the k-th port call (1-based, counted from now on). */
   cutAtCall(k: number): void {
@@ -49,6 +53,7 @@ export class PowerController implements CrashPoints {
     const index = this.cutAtCalls.indexOf(this.calls);
     if (index >= 0) {
       this.cutAtCalls.splice(index, 1);
+      this.lastCutResumes = true;
       throw this.cut(`before port call #${this.calls} ${label}`);
     }
   }
@@ -61,6 +66,7 @@ export class PowerController implements CrashPoints {
       entry.seen++;
       if (entry.seen === entry.cut.occurrence) {
         this.armed = this.armed.filter((e) => e !== entry);
+        this.lastCutResumes = entry.cut.resume ?? true;
         throw this.cut(`at ${point} (${detail})`);
       }
     }

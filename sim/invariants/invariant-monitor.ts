@@ -1,12 +1,13 @@
 import type { Container } from '../../core/model/container.js';
 import type { EngineImage } from '../../core/model/engine-image.js';
 import type { NewImageRow } from '../../core/model/image-row.js';
+import type { Target } from '../../core/model/target.js';
 import type { FakeDevice } from '../device/fake-device.js';
 import type { DeviceSnapshot } from './invariants.js';
-import { k1KillOnlyWhenReady, s1NoNeededImageDeleted, s2DeletedOnlyWhenUnreferenced, s3RowIdExists } from './invariants.js';
+import { b1NoSecondDownload, dt1OldImageGoneBeforePull, k1KillOnlyWhenReady, s4DeltaSourceOfSameService, s5OnlyManagedDeleted, u1NothingRemovedWithoutTarget, s1NoNeededImageDeleted, s2DeletedOnlyWhenUnreferenced, s3RowIdExists } from './invariants.js';
 
 /**
- * Checks the safety invariants (S1, S2, S3, K1) around every port call of a fake device, from the
+ * Checks the safety invariants (S1-S5, K1, U1, DT1, B1's no-second-download) around every port call of a fake device, from the
  * fakes' own state, not from what the core believes. Violations are collected, not thrown, so a run
  * reports all of them with the trace that led there.
  */
@@ -15,6 +16,10 @@ export class InvariantMonitor {
   checks = 0;
   private readonly deltaSources = new Set<string>();
   private before: { images: EngineImage[]; snapshot: DeviceSnapshot } | undefined;
+  /** The target of the apply in progress (an intermediate one included); null while the persisted one rules. */
+  applying: Target | null = null;
+  /** Intermediate targets remove nothing, so delete-then-download cannot free disk under them: DT1 is off. */
+  applyingIntermediate = false;
 
   constructor(
     private readonly device: FakeDevice,
@@ -27,6 +32,8 @@ export class InvariantMonitor {
   /** A restart loses every in-flight delta. */
   onBoot(): void {
     this.deltaSources.clear();
+    this.applying = null;
+    this.applyingIntermediate = false;
   }
 
   /** The fakes' live state (uncopied: the checks only read it, before the call they guard mutates it). */
@@ -45,14 +52,30 @@ export class InvariantMonitor {
 
   private beforeCall(label: string, args: readonly unknown[]): void {
     switch (label) {
-      case 'engine.pullDelta':
+      case 'engine.pullDelta': {
         this.deltaSources.add(args[1] as string);
+        const state = this.snapshot();
+        this.report(b1NoSecondDownload(state.images, args[0] as string));
+        this.report(s4DeltaSourceOfSameService(state, args[0] as string, args[1] as string));
+        if (!this.applyingIntermediate) {
+          this.report(dt1OldImageGoneBeforePull(this.applying ? { ...state, target: this.applying } : state, args[0] as string));
+        }
         return;
+      }
+      case 'engine.pull': {
+        const state = this.snapshot();
+        this.report(b1NoSecondDownload(state.images, args[0] as string));
+        if (!this.applyingIntermediate) {
+          this.report(dt1OldImageGoneBeforePull(this.applying ? { ...state, target: this.applying } : state, args[0] as string));
+        }
+        return;
+      }
       case 'engine.removeImage':
       case 'engine.removeReference': {
         // Rows and containers do not change during an engine removal; images do, so copy only those refs.
         const snapshot = this.snapshot();
         this.before = { images: [...snapshot.images], snapshot };
+        this.report(u1NothingRemovedWithoutTarget(snapshot, `${label}(${String(args[0])})`));
         return;
       }
       case 'db.setDockerImageId':
@@ -61,9 +84,13 @@ export class InvariantMonitor {
       case 'db.insertRow':
         this.report(s3RowIdExists(this.device.engine.peek().images, (args[0] as NewImageRow).dockerImageId));
         return;
-      case 'containers.kill':
-        this.report(k1KillOnlyWhenReady(this.snapshot(), args[0] as Container));
+      case 'containers.kill': {
+        const state = this.snapshot();
+        const active = this.applying ? { ...state, target: this.applying } : state;
+        this.report(k1KillOnlyWhenReady(active, args[0] as Container));
+        if (!this.applying) this.report(u1NothingRemovedWithoutTarget(state, `kill of ${(args[0] as Container).id}`));
         return;
+      }
     }
   }
 
@@ -75,6 +102,7 @@ export class InvariantMonitor {
         if (now.has(image.id)) continue;
         this.report(s1NoNeededImageDeleted(this.before.snapshot, image, this.deltaSources));
         this.report(s2DeletedOnlyWhenUnreferenced(this.before.snapshot, image));
+        this.report(s5OnlyManagedDeleted(this.before.snapshot, image));
       }
       this.before = undefined;
     }

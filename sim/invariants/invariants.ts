@@ -130,15 +130,103 @@ export function l1Converged(state: DeviceSnapshot, foreign: ReadonlySet<string>)
   return out;
 }
 
-/** B1: bytes downloaded are at most the bytes of layers missing at the start (of all images ever targeted). */
+/**
+ * B1 (per apply): bytes downloaded are at most the bytes of the target's layers missing at the start,
+ * cuts and retries included. delete-then-download frees the old image first, so the layers it shared
+ * with the new one count as missing: that is the bandwidth such a device trades for disk.
+ */
 export function b1Bandwidth(bytesDownloaded: number, bytesMissingAtStart: number): string | undefined {
   return bytesDownloaded > bytesMissingAtStart
     ? `B1: downloaded ${bytesDownloaded} bytes, more than the ${bytesMissingAtStart} bytes of layers missing at the start`
     : undefined;
 }
 
+export function b1MissingBytes(
+  targets: readonly Target[],
+  registry: readonly { readonly digest: string; readonly layers: readonly { digest: string; size: number }[] }[],
+  presentLayers: ReadonlySet<string>,
+  state: DeviceSnapshot,
+): number {
+  const freed = new Set<string>();
+  const free = (imageId: string | null): void => {
+    for (const l of state.images.find((i) => i.id === imageId)?.layers ?? []) freed.add(l.digest);
+  };
+  for (const s of targets.flatMap((t) => t.services)) {
+    if (s.strategy !== 'delete-then-download') continue;
+    for (const c of state.containers) if (c.service?.appId === s.appId && c.service.serviceId === s.serviceId) free(c.imageId);
+    for (const r of state.rows) if (r.appId === s.appId && r.serviceId === s.serviceId) free(r.dockerImageId);
+  }
+  const missing = new Map<string, number>();
+  for (const t of targets.flatMap(targetImagesOf)) {
+    const digest = digestOf(t.name);
+    for (const l of registry.find((m) => m.digest === digest)?.layers ?? []) {
+      if (!presentLayers.has(l.digest) || freed.has(l.digest)) missing.set(l.digest, l.size);
+    }
+  }
+  return [...missing.values()].reduce((a, b) => a + b, 0);
+}
+
+/** B1: an image whose digest is already on the engine is never downloaded again. */
+export function b1NoSecondDownload(images: readonly EngineImage[], ref: string): string | undefined {
+  return images.some((i) => imageMatches(i, ref)) ? `B1: pulled ${ref} again although its digest is present` : undefined;
+}
+
 /** D1 (after convergence): disk holds only needed images, and nothing of interrupted pulls. */
 export function d1DiskAfterConvergence(imageBytes: number, partialBytes: number, neededBytes: number): string | undefined {
   if (partialBytes > 0) return `D1: ${partialBytes} bytes of interrupted pulls remain after convergence`;
   return imageBytes > neededBytes ? `D1: disk holds ${imageBytes} bytes of images, only ${neededBytes} needed` : undefined;
+}
+
+/** R1: after startup cleanup no row is left half-done: every pending row was repaired or deleted. */
+export function r1NoPendingRowsAfterStartup(state: DeviceSnapshot): string | undefined {
+  const pending = state.rows.filter((r) => r.dockerImageId === null);
+  return pending.length > 0 ? `R1: after startup cleanup, rows are still pending: ${pending.map((r) => r.name).join(', ')}` : undefined;
+}
+
+/** The pending row a pull of `ref` is for (step 1 stored it just before). */
+function pendingRowOf(state: DeviceSnapshot, ref: string): ImageRow | undefined {
+  let best: ImageRow | undefined;
+  for (const r of state.rows) if (r.dockerImageId === null && r.name === ref && (!best || r.id > best.id)) best = r;
+  return best;
+}
+
+/** S4: the delta source of a service is only that same app's same service's image (balena #1729). */
+export function s4DeltaSourceOfSameService(state: DeviceSnapshot, ref: string, sourceId: string): string | undefined {
+  const row = pendingRowOf(state, ref);
+  if (!row) return undefined;
+  const own =
+    state.rows.some((r) => r.appId === row.appId && r.serviceId === row.serviceId && r.dockerImageId === sourceId) ||
+    state.containers.some((c) => c.service?.appId === row.appId && c.service.serviceId === row.serviceId && c.imageId === sourceId);
+  return own ? undefined : `S4: delta for ${row.serviceName} of app ${row.appId} uses ${sourceId.slice(7, 19)}, which is not that service's image`;
+}
+
+/** S5: image-keeper deletes only images it manages (a row references them) or dangling ones: never an operator's. */
+export function s5OnlyManagedDeleted(before: DeviceSnapshot, deleted: EngineImage): string | undefined {
+  if (isDangling(deleted) || before.rows.some((r) => r.dockerImageId === deleted.id)) return undefined;
+  return `S5: deleted image ${deleted.id.slice(7, 19)} (${[...deleted.repoTags, ...deleted.repoDigests].join(', ')}) that no row references and that is not dangling`;
+}
+
+/** U1: with no known target (none ever persisted), nothing is removed and no container is killed. */
+export function u1NothingRemovedWithoutTarget(state: DeviceSnapshot, action: string): string | undefined {
+  return state.target === null ? `U1: ${action} while the target is unknown` : undefined;
+}
+
+/** DT1: delete-then-download never starts a pull while the service's old image is still on disk (balena #1233). */
+export function dt1OldImageGoneBeforePull(state: DeviceSnapshot, ref: string): string | undefined {
+  const row = pendingRowOf(state, ref);
+  const service = row && state.target?.services.find((s) => s.appId === row.appId && s.serviceId === row.serviceId);
+  if (!row || !service || service.strategy !== 'delete-then-download') return undefined;
+  const mine = (appId: number, serviceId: number): boolean => appId === row.appId && serviceId === row.serviceId;
+  if (state.containers.some((c) => c.service && mine(c.service.appId, c.service.serviceId))) {
+    return `DT1: pulling ${ref} while the old container of ${row.serviceName} still exists`;
+  }
+  for (const old of state.rows) {
+    if (old.id === row.id || !mine(old.appId, old.serviceId) || old.dockerImageId === null) continue;
+    const id = old.dockerImageId;
+    if (!state.images.some((i) => i.id === id)) continue;
+    const sharedElsewhere =
+      state.rows.some((r) => r.dockerImageId === id && !mine(r.appId, r.serviceId)) || state.containers.some((c) => c.imageId === id);
+    if (!sharedElsewhere) return `DT1: pulling ${ref} while ${row.serviceName}'s old image ${id.slice(7, 19)} is still on disk`;
+  }
+  return undefined;
 }

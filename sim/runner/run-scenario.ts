@@ -7,6 +7,7 @@ import { FakeDevice } from '../device/fake-device.js';
 import type { ArmedCut } from '../device/power-controller.js';
 import { InvariantMonitor } from '../invariants/invariant-monitor.js';
 import { checkFinalInvariants } from '../invariants/final-invariants.js';
+import { b1Bandwidth, b1MissingBytes, r1NoPendingRowsAfterStartup, s2RowsPointToImages } from '../invariants/invariants.js';
 import type { CompiledScenario, ScenarioStep } from '../scenario/compiled-scenario.js';
 import { makeSymbolizer } from './symbolizer.js';
 
@@ -17,6 +18,8 @@ export interface RunOptions {
   readonly cutAtCalls?: readonly number[];
   /** Power cuts the device survives before the run gives up (recovery itself can be cut). */
   readonly maxCuts?: number;
+  /** Generated histories may arm cuts the run never reaches; a scenario file may not (default false). */
+  readonly allowUnreachedCuts?: boolean;
   /** Record the readable trace (default true); sweeps turn it off and re-run a failure with it on. */
   readonly trace?: boolean;
 }
@@ -80,6 +83,13 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   };
 
   /** Restart after a cut: new core, startup cleanup, apply the persisted target; cuts may hit again. */
+  const afterStartup = (): void => {
+    const problem = s2RowsPointToImages(monitor.snapshot()) ?? r1NoPendingRowsAfterStartup(monitor.snapshot());
+    if (problem) {
+      log(`!! ${problem}`);
+      failures.push(problem);
+    }
+  };
   const recover = async (): Promise<void> => {
     for (;;) {
       if (power.cuts > maxCuts) {
@@ -88,10 +98,12 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
       }
       const keeper = device.boot();
       monitor.onBoot();
-      log(`-- restart #${device.boots}`);
+      const resume = power.lastCutResumes;
+      log(`-- restart #${device.boots}${resume ? '' : ' (startup cleanup only; the next target comes from the next step)'}`);
       try {
         await keeper.startup();
-        await keeper.apply(null);
+        afterStartup();
+        if (resume) await keeper.apply(null);
         return;
       } catch (error) {
         if (!isPowerCut(error)) return recordError('recovery', error);
@@ -114,33 +126,52 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     const keeper = device.boot();
     monitor.onBoot();
     await keeper.startup();
+    afterStartup();
     await keeper.apply(null);
   });
 
   for (const step of scenario.steps) {
     log(`> ${describeScenarioStep(step, sym)}`);
     switch (step.kind) {
-      case 'apply':
+      case 'apply': {
+        const layersBefore = new Set(device.engine.durableState().layers.map((l) => l.digest));
+        // A cut may make the device resume its persisted target first: both count as what it may fetch.
+        const persisted = device.db.peek().target;
+        const missing = b1MissingBytes(persisted ? [step.target, persisted] : [step.target], scenario.registry, layersBefore, monitor.snapshot());
+        const downloadedBefore = device.engine.counters.bytesDownloaded;
         // The cloud keeps sending the target: an apply cut short is applied again after the restart.
         // An intermediate target (a purge) is not: the persisted target is the authority after a cut.
         for (let attempt = 0; ; attempt++) {
           const cutsBefore = power.cuts;
+          monitor.applying = step.target;
+          monitor.applyingIntermediate = step.intermediate;
           await guarded('apply', () => device.keeper.apply(step.target, { intermediate: step.intermediate }));
-          if (power.cuts === cutsBefore || step.intermediate || attempt >= maxCuts) break;
+          monitor.applying = null;
+          monitor.applyingIntermediate = false;
+          if (power.cuts === cutsBefore || step.intermediate || !power.lastCutResumes || attempt >= maxCuts) break;
           log('> target received again after the restart');
         }
+        if (!step.intermediate) {
+          const b1 = b1Bandwidth(device.engine.counters.bytesDownloaded - downloadedBefore, missing);
+          if (b1) {
+            log(`!! ${b1}`);
+            failures.push(b1);
+          }
+        }
         break;
+      }
       case 'restart':
         await guarded('restart', async () => {
           const keeper = device.boot();
           monitor.onBoot();
           await keeper.startup();
+          afterStartup();
           await keeper.apply(null);
         });
         break;
       case 'power-cut': {
         const before = power.cuts;
-        power.arm({ at: step.at, match: step.match, occurrence: step.occurrence });
+        power.arm({ at: step.at, match: step.match, occurrence: step.occurrence, resume: step.resume });
         armedByScenario.push({ step, fired: () => power.cuts > before });
         break;
       }
@@ -169,6 +200,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
           const keeper = device.boot();
           monitor.onBoot();
           await keeper.startup();
+          afterStartup();
           await keeper.apply(null);
         });
         break;
@@ -189,15 +221,28 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         else device.engine.injectFault(step.op, step.error, step.times === 0 ? Number.POSITIVE_INFINITY : step.times, step.ref);
         break;
       case 'engine-remove-image':
-        device.engine.dropImage(step.imageId);
+        // An engine does not lose the image of an existing container; a history may ask for it anyway.
+        if (device.engine.peek().containers.some((c) => c.imageId === step.imageId)) log('  (kept: a container uses it)');
+        else device.engine.dropImage(step.imageId);
         break;
     }
   }
   device.engine.betweenLayers = undefined;
-  for (const armed of armedByScenario) {
+  power.disarmAll();
+  // The state engine keeps running after the last event: one more apply of the persisted target and
+  // an idle tick are how the device settles (L1 is stated for the state once faults stop).
+  log('> settle');
+  // Errors of earlier steps (injected registry faults, say) are part of the story; the device must
+  // still settle, so only a failure here counts against convergence.
+  applyErrors.length = 0;
+  device.engine.clearFaults();
+  await guarded('settle', async () => {
+    await device.keeper.apply(null);
+    await device.keeper.idleTick();
+  });
+  for (const armed of options.allowUnreachedCuts ? [] : armedByScenario) {
     if (!armed.fired()) failures.push(`the power cut at ${describeScenarioStep(armed.step, sym)} never happened: the run did not reach it`);
   }
-  power.disarmAll();
 
   // ---- expectations ----
   const expect = scenario.expect;
@@ -222,7 +267,8 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   if (expect.peakDiskAtMost !== undefined && counters.peakDisk > expect.peakDiskAtMost) {
     failures.push(`peak disk ${counters.peakDisk} bytes, expected at most ${expect.peakDiskAtMost}`);
   }
-  if (expect.noDangling) {
+  // With no known target nothing is removed, dangling images included (U1).
+  if (expect.noDangling && dbState.target !== null) {
     const dangling = engineState.images.filter(isDangling);
     if (dangling.length > 0) failures.push(sym(`dangling images remain: ${dangling.map((i) => i.id).join(', ')}`));
   }

@@ -94,7 +94,9 @@ function locate(parsed: ParsedYaml, path: JsonPath, message: string, atKey: bool
 
 function scenarioError(file: string, problems: readonly ScenarioProblem[]): KeeperError {
   const sorted = [...problems].sort((a, b) => a.line - b.line || a.col - b.col);
-  const lines = sorted.map((p) => `${file}:${p.line}:${p.col}: ${p.message}${p.path === '' ? '' : ` (at ${p.path})`}`);
+  const lines = sorted.map(
+    (p) => `${file}:${p.line}:${p.col}: ${p.message}${p.path === '' ? '' : ` (at ${p.path})`}`,
+  );
   return new KeeperError('INVALID_SCENARIO', lines.join('\n'), { details: { file, problems: sorted } });
 }
 
@@ -166,7 +168,11 @@ class Compiler {
         digest = layerDigestOf(layerName);
         this.derived.set(digest, layerName);
       } else {
-        this.problem(['layers', layerName], `layer name '${layerName}' must be a symbol or a full sha256 digest`, true);
+        this.problem(
+          ['layers', layerName],
+          `layer name '${layerName}' must be a symbol or a full sha256 digest`,
+          true,
+        );
         continue;
       }
       this.layers.set(layerName, { digest, size });
@@ -178,7 +184,11 @@ class Compiler {
     for (const [key, spec] of specs) {
       const path = ['images', key];
       if (!isSymbol(key)) {
-        this.problem(path, `image symbol '${key}' must start with a letter or '_' and use letters, digits, '_', '.', '-'`, true);
+        this.problem(
+          path,
+          `image symbol '${key}' must start with a letter or '_' and use letters, digits, '_', '.', '-'`,
+          true,
+        );
         continue;
       }
       const repository = this.repository(spec.repo, [...path, 'repo']);
@@ -190,9 +200,18 @@ class Compiler {
         if (!isSha256(spec.digest)) this.problem([...path, 'digest'], `digest must be a full sha256 digest`);
         digest = spec.digest;
       }
-      const tags = (spec.tags ?? []).filter((tag, t) => this.validTag(repository ?? 'x.invalid/x', tag, [...path, 'tags', t]));
+      const tags = (spec.tags ?? []).filter((tag, t) =>
+        this.validTag(repository ?? 'x.invalid/x', tag, [...path, 'tags', t]),
+      );
       const layers = this.layerList(spec.layers ?? [], [...path, 'layers']);
-      this.images.set(key, { key, repository: repository ?? 'x.invalid/x', digest, imageId: '', layers, tags });
+      this.images.set(key, {
+        key,
+        repository: repository ?? 'x.invalid/x',
+        digest,
+        imageId: '',
+        layers,
+        tags,
+      });
     }
     // IDs after every image is known: `id: x` may name an image defined further down.
     for (const [key, spec] of specs) {
@@ -204,7 +223,10 @@ class Compiler {
       const first = byId.get(def.imageId);
       if (!first) byId.set(def.imageId, def);
       else if (!sameLayers(first.layers, def.layers)) {
-        this.problem(['images', def.key, 'layers'], `image '${def.key}' has the image ID of '${first.key}' but different layers`);
+        this.problem(
+          ['images', def.key, 'layers'],
+          `image '${def.key}' has the image ID of '${first.key}' but different layers`,
+        );
       }
     }
   }
@@ -227,7 +249,10 @@ class Compiler {
         // Report a cycle once, not once per member.
         const members = [...stack, key];
         if (!members.some((m) => this.cyclic.has(m))) {
-          this.problem(['images', key, 'id'], `image IDs of ${[...members, id].map((s) => `'${s}'`).join(' -> ')} form a cycle`);
+          this.problem(
+            ['images', key, 'id'],
+            `image IDs of ${[...members, id].map((s) => `'${s}'`).join(' -> ')} form a cycle`,
+          );
         }
         members.forEach((m) => this.cyclic.add(m));
         return configIdOf(id);
@@ -321,7 +346,10 @@ class Compiler {
       const id = deriveServiceId(name);
       const other = seen.get(id);
       if (other !== undefined && other !== name) {
-        this.problem(path, `services '${other}' and '${name}' derive the same serviceId ${id}; give one an explicit serviceId`);
+        this.problem(
+          path,
+          `services '${other}' and '${name}' derive the same serviceId ${id}; give one an explicit serviceId`,
+        );
       }
       seen.set(id, name);
     }
@@ -353,7 +381,15 @@ class Compiler {
         return [];
       }
       seen.add(symbol);
-      return [{ repository: def.repository, digest: def.digest, imageId: def.imageId, layers: def.layers, tags: def.tags }];
+      return [
+        {
+          repository: def.repository,
+          digest: def.digest,
+          imageId: def.imageId,
+          layers: def.layers,
+          tags: def.tags,
+        },
+      ];
     });
   }
 
@@ -361,15 +397,30 @@ class Compiler {
     const initial = spec.initial ?? {};
     const base = ['initial'];
     const rows = (initial.rows ?? []).flatMap((row, i) => this.row(row, i, [...base, 'rows', i]) ?? []);
-    this.unique(rows.map((r) => r.id), (i) => [...base, 'rows', i], 'row id');
-    const containers = (initial.containers ?? []).flatMap((c, i) => this.container(c, [...base, 'containers', i]) ?? []);
-    this.unique(containers.map((c) => c.id), (i) => [...base, 'containers', i], 'container id');
+    this.unique(
+      rows.map((r) => r.id),
+      (i) => [...base, 'rows', i],
+      'row id',
+    );
+    const containers = (initial.containers ?? []).flatMap(
+      (c, i) => this.container(c, [...base, 'containers', i]) ?? [],
+    );
+    this.unique(
+      containers.map((c) => c.id),
+      (i) => [...base, 'containers', i],
+      'container id',
+    );
     return {
       images: this.engineImages(initial.engine?.images ?? [], [...base, 'engine', 'images']),
-      partialLayers: this.layerList(initial.engine?.partialLayers ?? [], [...base, 'engine', 'partialLayers']),
+      partialLayers: this.layerList(initial.engine?.partialLayers ?? [], [
+        ...base,
+        'engine',
+        'partialLayers',
+      ]),
       rows,
       containers,
-      target: initial.target === undefined ? null : (this.target(initial.target, [...base, 'target']) ?? null),
+      target:
+        initial.target === undefined ? null : (this.target(initial.target, [...base, 'target']) ?? null),
       dependent: this.dependents(initial.dependent ?? [], [...base, 'dependent']),
     };
   }
@@ -394,7 +445,10 @@ class Compiler {
       }
       // One engine image per ID: a second entry with the same ID adds its references to the first.
       if (!sameLayers(earlier.image.layers, image.layers)) {
-        this.problem([...base, i], `engine image has the image ID of entry ${earlier.index} but different layers`);
+        this.problem(
+          [...base, i],
+          `engine image has the image ID of entry ${earlier.index} but different layers`,
+        );
         return;
       }
       earlier.image = {
@@ -407,10 +461,17 @@ class Compiler {
   }
 
   private engineImage(entry: EngineImageSpec, path: JsonPath): EngineImage | undefined {
-    const raw = entry.id !== undefined || entry.layers !== undefined || entry.repoTags !== undefined || entry.repoDigests !== undefined;
+    const raw =
+      entry.id !== undefined ||
+      entry.layers !== undefined ||
+      entry.repoTags !== undefined ||
+      entry.repoDigests !== undefined;
     if (entry.image !== undefined) {
       if (raw) {
-        this.problem(path, `use either 'image' (with 'references') or a raw 'id'/'layers'/'repoTags'/'repoDigests', not both`);
+        this.problem(
+          path,
+          `use either 'image' (with 'references') or a raw 'id'/'layers'/'repoTags'/'repoDigests', not both`,
+        );
         return undefined;
       }
       const def = this.images.get(entry.image);
@@ -430,7 +491,9 @@ class Compiler {
     }
     const id = this.imageId(entry.id, [...path, 'id']);
     const layers = this.layerList(entry.layers ?? [], [...path, 'layers']);
-    const repoTags = (entry.repoTags ?? []).flatMap((t, i) => this.engineReference(t, 'tag', [...path, 'repoTags', i]) ?? []);
+    const repoTags = (entry.repoTags ?? []).flatMap(
+      (t, i) => this.engineReference(t, 'tag', [...path, 'repoTags', i]) ?? [],
+    );
     const repoDigests = (entry.repoDigests ?? []).flatMap(
       (d, i) => this.engineReference(d, 'digest', [...path, 'repoDigests', i]) ?? [],
     );
@@ -442,7 +505,10 @@ class Compiler {
     try {
       const ref = parseReference(value);
       if (kind === 'digest' ? ref.digest === undefined : ref.digest !== undefined) {
-        this.problem(path, kind === 'digest' ? `'${value}' has no digest` : `'${value}' must be repo:tag, without digest`);
+        this.problem(
+          path,
+          kind === 'digest' ? `'${value}' has no digest` : `'${value}' must be repo:tag, without digest`,
+        );
         return undefined;
       }
       return ref.normalized;
@@ -472,13 +538,18 @@ class Compiler {
   }
 
   /** `id` of a row: null, explicit, or by default the ID of the row's image symbol. */
-  private rowImageId(image: string, id: string | null | undefined, path: JsonPath): string | null | undefined {
+  private rowImageId(
+    image: string,
+    id: string | null | undefined,
+    path: JsonPath,
+  ): string | null | undefined {
     if (id === null) return null;
     if (id !== undefined) return this.imageId(id, [...path, 'id']);
     const def = this.images.get(image);
     if (def) return def.imageId;
     // An unknown symbol is already reported by the reference; only a full reference needs an explicit id.
-    if (/[/:@]/.test(image)) this.problem(path, `missing required key 'id' (needed when image is a full reference)`);
+    if (/[/:@]/.test(image))
+      this.problem(path, `missing required key 'id' (needed when image is a full reference)`);
     return undefined;
   }
 
@@ -486,9 +557,13 @@ class Compiler {
     const imageId = this.imageId(spec.image, [...path, 'image']);
     const running = spec.running ?? true;
     if (spec.foreign === true) {
-      const extra = (['service', 'app', 'serviceId', 'commit', 'locked'] as const).filter((k) => spec[k] !== undefined);
-      if (extra.length > 0) this.problem([...path, extra[0] ?? 'foreign'], `a foreign container has no '${extra[0]}'`, true);
-      if (spec.id === undefined) this.problem(path, `missing required key 'id' (a foreign container needs one)`);
+      const extra = (['service', 'app', 'serviceId', 'commit', 'locked'] as const).filter(
+        (k) => spec[k] !== undefined,
+      );
+      if (extra.length > 0)
+        this.problem([...path, extra[0] ?? 'foreign'], `a foreign container has no '${extra[0]}'`, true);
+      if (spec.id === undefined)
+        this.problem(path, `missing required key 'id' (a foreign container needs one)`);
       if (imageId === undefined || spec.id === undefined || extra.length > 0) return undefined;
       return { id: spec.id, imageId, running };
     }
@@ -550,7 +625,8 @@ class Compiler {
 
   private dependents(specs: readonly OwnDependent[], path: JsonPath): TargetImage[] {
     specs.forEach((d, i) => {
-      if (d.serviceId === undefined) this.derivedServices.push({ name: d.service, path: [...path, i, 'service'] });
+      if (d.serviceId === undefined)
+        this.derivedServices.push({ name: d.service, path: [...path, i, 'service'] });
     });
     return buildOwnDependents(specs, this.targetContext, path);
   }
@@ -590,8 +666,15 @@ class Compiler {
           this.problem([...at, 'matchText'], `use either 'match' or 'matchText'`, true);
           return undefined;
         }
-        const match = cut.matchText ?? (cut.match === undefined ? undefined : this.cutMatch(cut.match, cut.at));
-        return withLine({ kind: 'power-cut', at: cut.at, ...(match !== undefined ? { match } : {}), occurrence: cut.occurrence ?? 1 });
+        const match =
+          cut.matchText ?? (cut.match === undefined ? undefined : this.cutMatch(cut.match, cut.at));
+        return withLine({
+          kind: 'power-cut',
+          at: cut.at,
+          ...(match !== undefined ? { match } : {}),
+          occurrence: cut.occurrence ?? 1,
+          ...(cut.resume !== undefined ? { resume: cut.resume } : {}),
+        });
       }
       case 'restart':
         return withLine({ kind: 'restart' });
@@ -600,9 +683,12 @@ class Compiler {
       case 'wipe-db':
         return withLine({ kind: 'wipe-db' });
       case 'idle-during-pull': {
-        const s = spec['idle-during-pull'];
-        const ref = s && this.reference(s.image, [...at, 'image']);
-        return ref === undefined || !s ? undefined : withLine({ kind: 'idle-during-pull', ref, afterLayers: s.afterLayers ?? 0 });
+        const s = spec['idle-during-pull'] ?? {};
+        // No image: '' matches whichever pull is in flight.
+        const ref = s.image === undefined ? '' : this.reference(s.image, [...at, 'image']);
+        return ref === undefined
+          ? undefined
+          : withLine({ kind: 'idle-during-pull', ref, afterLayers: s.afterLayers ?? 0 });
       }
       case 'container': {
         const actions = Object.entries(spec.container ?? {}).filter(([, v]) => v !== undefined);
@@ -611,7 +697,10 @@ class Compiler {
           this.problem(at, `give exactly one of stop, start, remove, lock, unlock`);
           return undefined;
         }
-        const [action, m] = entry as [(typeof CONTAINER_ACTIONS)[number], { service?: string; app?: number; id?: string }];
+        const [action, m] = entry as [
+          (typeof CONTAINER_ACTIONS)[number],
+          { service?: string; app?: number; id?: string },
+        ];
         const match = {
           ...(m.service !== undefined ? { serviceName: m.service } : {}),
           ...(m.app !== undefined ? { appId: m.app } : {}),
@@ -679,13 +768,17 @@ class Compiler {
     const containers = spec.containers?.flatMap((c, i) => {
       const imageId = this.imageId(c.image, [...base, 'containers', i, 'image']);
       if (imageId === undefined) return [];
-      return [{ serviceName: c.service, imageId, ...(c.running !== undefined ? { running: c.running } : {}) }];
+      return [
+        { serviceName: c.service, imageId, ...(c.running !== undefined ? { running: c.running } : {}) },
+      ];
     });
     return {
       present: this.imageIds(spec.present, [...base, 'present']),
       absent: this.imageIds(spec.absent, [...base, 'absent']),
       ...(rows !== undefined ? { rows } : {}),
-      ...(spec.bytesDownloadedAtMost !== undefined ? { bytesDownloadedAtMost: spec.bytesDownloadedAtMost } : {}),
+      ...(spec.bytesDownloadedAtMost !== undefined
+        ? { bytesDownloadedAtMost: spec.bytesDownloadedAtMost }
+        : {}),
       ...(spec.diskAtMost !== undefined ? { diskAtMost: spec.diskAtMost } : {}),
       ...(spec.peakDiskAtMost !== undefined ? { peakDiskAtMost: spec.peakDiskAtMost } : {}),
       noDangling: spec.noDangling ?? true,
@@ -696,7 +789,10 @@ class Compiler {
     };
   }
 
-  private expectedRow(spec: NonNullable<ExpectSpec['rows']>[number], path: JsonPath): ExpectedRow | undefined {
+  private expectedRow(
+    spec: NonNullable<ExpectSpec['rows']>[number],
+    path: JsonPath,
+  ): ExpectedRow | undefined {
     const name = this.reference(spec.image, [...path, 'image']);
     const dockerImageId = this.rowImageId(spec.image, spec.id, path);
     if (name === undefined || dockerImageId === undefined) return undefined;

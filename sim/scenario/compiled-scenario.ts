@@ -69,7 +69,18 @@ export type ScenarioStep =
    * (optionally only when the crash point's detail contains `match`). After the cut the device
    * restarts by itself (startup cleanup, then apply of the persisted target).
    */
-  | { readonly kind: 'power-cut'; readonly at: CrashPoint; readonly match?: string; readonly occurrence: number; readonly line?: number }
+  | {
+      readonly kind: 'power-cut';
+      readonly at: CrashPoint;
+      readonly match?: string;
+      readonly occurrence: number;
+      /**
+       * Default true: after the restart the device resumes the interrupted target. False: it only runs
+       * startup cleanup, and the next step brings the target (the cloud moved on while it was down).
+       */
+      readonly resume?: boolean;
+      readonly line?: number;
+    }
   | { readonly kind: 'idle'; readonly line?: number }
   /** Runs an idle tick while the pull of `ref` is in flight, after `afterLayers` layers. */
   | { readonly kind: 'idle-during-pull'; readonly ref: string; readonly afterLayers: number; readonly line?: number }

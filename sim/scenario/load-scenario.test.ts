@@ -33,7 +33,7 @@ initial:
     - { id: supervisor, image: s_old, foreign: true, running: false }
 steps:
   - apply: { apps: [{ id: 1, commit: c2, services: [{ name: main, image: a2 }] }] }
-  - power-cut: { at: after-row-stored, match: a2, occurrence: 2 }
+  - power-cut: { at: after-row-stored, match: a2, occurrence: 2, resume: false }
   - restart
   - idle: {}
   - wipe-db:
@@ -46,6 +46,7 @@ steps:
   - apply: { intermediate: {} }
   - power-cut: { at: mid-idle-cleanup, match: x }
   - power-cut: { at: after-save, matchText: a1 }
+  - idle-during-pull: {}
 expect:
   present: [a2]
   absent: [a1]
@@ -93,8 +94,20 @@ describe('loadScenarioText: a valid scenario', () => {
 
   it('derives digests, image IDs and layers from symbols', () => {
     expect(s.registry).toEqual([
-      { repository: 'reg.local/app/main', digest: manifestDigestOf('a1'), imageId: configIdOf('a1'), layers: [BASE, A1_TOP], tags: [] },
-      { repository: 'reg.local/app/main', digest: manifestDigestOf('a2'), imageId: configIdOf('a2'), layers: [BASE, A2_TOP], tags: ['v2'] },
+      {
+        repository: 'reg.local/app/main',
+        digest: manifestDigestOf('a1'),
+        imageId: configIdOf('a1'),
+        layers: [BASE, A1_TOP],
+        tags: [],
+      },
+      {
+        repository: 'reg.local/app/main',
+        digest: manifestDigestOf('a2'),
+        imageId: configIdOf('a2'),
+        layers: [BASE, A2_TOP],
+        tags: ['v2'],
+      },
     ]);
   });
 
@@ -105,7 +118,10 @@ describe('loadScenarioText: a valid scenario', () => {
       {
         id: configIdOf('x'),
         repoTags: ['reg.local/app/copy:latest'],
-        repoDigests: [`reg.local/app/other@${manifestDigestOf('x')}`, `reg.local/app/copy@${manifestDigestOf('y')}`],
+        repoDigests: [
+          `reg.local/app/other@${manifestDigestOf('x')}`,
+          `reg.local/app/copy@${manifestDigestOf('y')}`,
+        ],
         layers: [BASE],
         size: 3_000_000,
       },
@@ -171,12 +187,23 @@ describe('loadScenarioText: a valid scenario', () => {
     // The row for (app 1, main, c2) and the target service agree on every ID.
     const row = s.initial.rows[1];
     const service = apply?.kind === 'apply' ? apply.target.services[0] : undefined;
-    expect([row?.serviceId, row?.imageId, row?.releaseId]).toEqual([service?.serviceId, service?.imageId, service?.releaseId]);
+    expect([row?.serviceId, row?.imageId, row?.releaseId]).toEqual([
+      service?.serviceId,
+      service?.imageId,
+      service?.releaseId,
+    ]);
   });
 
   it('compiles every step kind with its source line', () => {
     expect(s.steps.slice(1)).toEqual([
-      { kind: 'power-cut', at: 'after-row-stored', match: manifestDigestOf('a2'), occurrence: 2, line: 25 },
+      {
+        kind: 'power-cut',
+        at: 'after-row-stored',
+        match: manifestDigestOf('a2'),
+        occurrence: 2,
+        resume: false,
+        line: 25,
+      },
       { kind: 'restart', line: 26 },
       { kind: 'idle', line: 27 },
       { kind: 'wipe-db', line: 28 },
@@ -189,6 +216,7 @@ describe('loadScenarioText: a valid scenario', () => {
       { kind: 'apply', target: { services: [], dependent: [] }, intermediate: true, line: 35 },
       { kind: 'power-cut', at: 'mid-idle-cleanup', match: configIdOf('x'), occurrence: 1, line: 36 },
       { kind: 'power-cut', at: 'after-save', match: 'a1', occurrence: 1, line: 37 },
+      { kind: 'idle-during-pull', ref: '', afterLayers: 0, line: 38 },
     ]);
   });
 
@@ -225,7 +253,9 @@ steps:
   - apply: { intermediate: { file: ../targets/balena-first-install.json } }
 `);
     const [update, install] = s.steps;
-    expect(update?.kind === 'apply' && update.target.services.map((x) => [x.serviceName, x.releaseId])).toEqual([
+    expect(
+      update?.kind === 'apply' && update.target.services.map((x) => [x.serviceName, x.releaseId]),
+    ).toEqual([
       ['main', 220002],
       ['worker', 220002],
     ]);
@@ -255,14 +285,27 @@ expect: { present: [p, z, "${id}"] }
       { id, repoTags: ['reg.local/p:1'], repoDigests: [`reg.local/p@${digest}`], layers: [], size: 0 },
     ]);
     expect(s.initial.rows).toEqual([
-      { id: 9, name: 'reg.local/other:7', appId: 2, serviceId: 5, serviceName: 'w', imageId: 50, releaseId: 51, commit: 'k', dockerImageId: configIdOf('z') },
+      {
+        id: 9,
+        name: 'reg.local/other:7',
+        appId: 2,
+        serviceId: 5,
+        serviceName: 'w',
+        imageId: 50,
+        releaseId: 51,
+        commit: 'k',
+        dockerImageId: configIdOf('z'),
+      },
     ]);
     expect(s.expect.present).toEqual([id, configIdOf('z'), id]);
     expect(s.symbols[digest]).toBeUndefined();
   });
 
   it('accepts JSON scenario files with the same schema', () => {
-    const s = load('{ "name": "j", "images": { "a": { "repo": "reg.local/a" } }, "steps": ["restart", { "idle": {} }] }', 's.json');
+    const s = load(
+      '{ "name": "j", "images": { "a": { "repo": "reg.local/a" } }, "steps": ["restart", { "idle": {} }] }',
+      's.json',
+    );
     expect(s.steps).toEqual([
       { kind: 'restart', line: 1 },
       { kind: 'idle', line: 1 },
@@ -283,7 +326,9 @@ describe('loadScenarioText: errors are one line each, with position', () => {
     expect(problems('name: x\nimages:\n  a: { repo: reg.local/a, colour: red }\n')).toEqual([
       "s.yaml:3:27: unknown key 'colour' (at images.a.colour)",
     ]);
-    expect(problems('name: x\nsteps:\n  - reboot: {}\n')).toEqual(["s.yaml:3:5: unknown key 'reboot' (at steps[0].reboot)"]);
+    expect(problems('name: x\nsteps:\n  - reboot: {}\n')).toEqual([
+      "s.yaml:3:5: unknown key 'reboot' (at steps[0].reboot)",
+    ]);
   });
 
   it('reports missing keys, wrong types and bad enum values', () => {
@@ -292,7 +337,9 @@ describe('loadScenarioText: errors are one line each, with position', () => {
       's.yaml:2:17: invalid input: expected number, received string (at layers.base)',
     ]);
     const [line] = problems('name: x\nsteps:\n  - power-cut: { at: nowhere }\n');
-    expect(line).toMatch(/^s\.yaml:3:22: invalid option: expected one of "after-row-stored"\|.* \(at steps\[0\]\.power-cut\.at\)$/);
+    expect(line).toMatch(
+      /^s\.yaml:3:22: invalid option: expected one of "after-row-stored"\|.* \(at steps\[0\]\.power-cut\.at\)$/,
+    );
     expect(problems('name: x\ninitial:\n  rows: [{ image: a, app: 1, service: m, commit: 7 }]\n')).toEqual([
       's.yaml:3:50: commit must be a string (quote a numeric commit) (at initial.rows[0].commit)',
     ]);
@@ -350,9 +397,9 @@ steps:
       "s.yaml:10:7: missing required key 'commit' (or set foreign: true) (at initial.containers[0])",
       "s.yaml:11:7: missing required key 'id' (a foreign container needs one) (at initial.containers[1])",
       "s.yaml:11:34: a foreign container has no 'service' (at initial.containers[1].service)",
-      "s.yaml:13:5: a step has exactly one kind, found restart, idle (at steps[0])",
-      "s.yaml:14:5: empty step (at steps[1])",
-      "s.yaml:15:16: give exactly one of stop, start, remove, lock, unlock (at steps[2].container)",
+      's.yaml:13:5: a step has exactly one kind, found restart, idle (at steps[0])',
+      's.yaml:14:5: empty step (at steps[1])',
+      's.yaml:15:16: give exactly one of stop, start, remove, lock, unlock (at steps[2].container)',
       "s.yaml:16:44: use either 'match' or 'matchText' (at steps[3].power-cut.matchText)",
       "s.yaml:17:14: 'file' cannot be combined with 'apps' or 'dependent' (at steps[4].apply.file)",
     ]);
@@ -376,7 +423,10 @@ images:
 
   it('reports target files that are missing or invalid at the file key', () => {
     const dir = mkdtempSync(join(tmpdir(), 'scenario-'));
-    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ apps: [{ id: 1, commit: 'c', services: [{ name: 'm', image: 'a2' }] }] }));
+    writeFileSync(
+      join(dir, 'bad.json'),
+      JSON.stringify({ apps: [{ id: 1, commit: 'c', services: [{ name: 'm', image: 'a2' }] }] }),
+    );
     writeFileSync(join(dir, 'broken.json'), '{ "apps": [');
     const lines = (() => {
       try {
@@ -393,29 +443,35 @@ images:
     expect(lines[0]).toBe(
       "s.yaml:3:20: invalid target file bad.json: image 'a2' is a bare name; a target file needs a full reference (such as a2:latest) (at apps[0].services[0].image) (at steps[0].apply.file)",
     );
-    expect(lines[1]).toMatch(/^s\.yaml:4:20: cannot read target file 'missing\.json': ENOENT.* \(at steps\[1\]\.apply\.file\)$/);
-    expect(lines[2]).toMatch(/^s\.yaml:5:20: cannot read target file 'broken\.json': .*JSON.* \(at steps\[2\]\.apply\.file\)$/);
+    expect(lines[1]).toMatch(
+      /^s\.yaml:4:20: cannot read target file 'missing\.json': ENOENT.* \(at steps\[1\]\.apply\.file\)$/,
+    );
+    expect(lines[2]).toMatch(
+      /^s\.yaml:5:20: cannot read target file 'broken\.json': .*JSON.* \(at steps\[2\]\.apply\.file\)$/,
+    );
   });
 
   it('reports errors in JSON scenarios with line and column', () => {
-    expect(problems('{\n  "name": "j",\n  "images": { "a": { "repo": "reg.local/a", "layerz": [] } }\n}\n', 's.json')).toEqual([
-      "s.json:3:45: unknown key 'layerz' (at images.a.layerz)",
-    ]);
+    expect(
+      problems(
+        '{\n  "name": "j",\n  "images": { "a": { "repo": "reg.local/a", "layerz": [] } }\n}\n',
+        's.json',
+      ),
+    ).toEqual(["s.json:3:45: unknown key 'layerz' (at images.a.layerz)"]);
   });
 
   it('reports two service names deriving one serviceId', () => {
     // Find a real collision rather than hard-coding one.
-    const seen = new Map<number, string>();
-    let pair: [string, string] = ['', ''];
-    for (let i = 0; ; i++) {
-      const n = `s${i}`;
-      const other = seen.get(deriveServiceId(n));
-      if (other !== undefined) {
-        pair = [other, n];
-        break;
+    const collision = (): [string, string] => {
+      const seen = new Map<number, string>();
+      for (let i = 0; ; i++) {
+        const n = `s${i}`;
+        const other = seen.get(deriveServiceId(n));
+        if (other !== undefined) return [other, n];
+        seen.set(deriveServiceId(n), n);
       }
-      seen.set(deriveServiceId(n), n);
-    }
+    };
+    const pair = collision();
     const [a, b] = pair;
     expect(
       problems(`name: x
@@ -462,6 +518,20 @@ describe('loadScenario and loadScenarios', () => {
         `${join(dir, 'b.yaml')}:1:1: unknown key 'nme' (at nme)`,
       ].join('\n'),
     );
-    await expect(loadScenario(join(dir, 'missing.yaml'))).rejects.toThrow(/missing\.yaml:1:1: cannot read scenario/);
+    await expect(loadScenario(join(dir, 'missing.yaml'))).rejects.toThrow(
+      /missing\.yaml:1:1: cannot read scenario/,
+    );
+  });
+});
+
+describe('docs/scenario-format.md', () => {
+  it('has an example that loads', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const doc = await readFile('docs/scenario-format.md', 'utf8');
+    const example = /## Example\n\n```yaml\n([\s\S]*?)```/.exec(doc)?.[1];
+    expect(example).toBeDefined();
+    const s = load(example ?? '', 'docs/scenario-format.md');
+    expect(s.name).toBe('update-sharing-layers');
+    expect(s.steps.map((step) => step.kind)).toEqual(['power-cut', 'apply', 'idle']);
   });
 });

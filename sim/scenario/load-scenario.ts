@@ -16,10 +16,14 @@ export async function loadScenario(path: string): Promise<CompiledScenario> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new KeeperError('INVALID_SCENARIO', `${path}:1:1: cannot read scenario: ${(error as Error).message}`, {
-      cause: error,
-      details: { file: path },
-    });
+    throw new KeeperError(
+      'INVALID_SCENARIO',
+      `${path}:1:1: cannot read scenario: ${(error as Error).message}`,
+      {
+        cause: error,
+        details: { file: path },
+      },
+    );
   }
   return loadScenarioText(text, path, dirname(path));
 }
@@ -50,7 +54,9 @@ export async function loadScenarios(pathOrFolder: string): Promise<CompiledScena
     }
   }
   if (failures.length > 0) {
-    throw new KeeperError('INVALID_SCENARIO', failures.join('\n'), { details: { files: files.length, failed: failures.length } });
+    throw new KeeperError('INVALID_SCENARIO', failures.join('\n'), {
+      details: { files: files.length, failed: failures.length },
+    });
   }
   return loaded;
 }
@@ -61,7 +67,8 @@ async function scenarioFiles(folder: string): Promise<string[]> {
   for (const entry of entries) {
     const full = join(folder, entry.name);
     if (entry.isDirectory()) {
-      if (!SKIPPED_FOLDERS.has(entry.name) && !entry.name.startsWith('.')) files.push(...(await scenarioFiles(full)));
+      if (!SKIPPED_FOLDERS.has(entry.name) && !entry.name.startsWith('.'))
+        files.push(...(await scenarioFiles(full)));
     } else if (entry.isFile() && SCENARIO_EXTENSIONS.has(extname(entry.name).toLowerCase())) {
       files.push(full);
     }

@@ -14,7 +14,10 @@ const count = z.number().int().nonnegative();
 const cloudId = z.number().int().nonnegative();
 const name = z.string().min(1);
 const commit = z
-  .string({ error: (issue) => (issue.input === undefined ? undefined : 'commit must be a string (quote a numeric commit)') })
+  .string({
+    error: (issue) =>
+      issue.input === undefined ? undefined : 'commit must be a string (quote a numeric commit)',
+  })
   .min(1);
 
 /** `key:` with nothing after it reads as null; for no-argument steps that means `{}`. */
@@ -134,11 +137,13 @@ export const stepSchema = z.preprocess(
         match: name.optional(),
         matchText: name.optional(),
         occurrence: z.number().int().positive().optional(),
+        resume: z.boolean().optional(),
       })
       .optional(),
     restart: noArgs.optional(),
     idle: noArgs.optional(),
-    'idle-during-pull': z.strictObject({ image: name, afterLayers: count.optional() }).optional(),
+    /** Without `image`: while whichever pull is in flight. */
+    'idle-during-pull': z.strictObject({ image: name.optional(), afterLayers: count.optional() }).optional(),
     container: z
       .strictObject({
         stop: containerMatchSchema.optional(),
@@ -181,7 +186,9 @@ export const expectSchema = z.strictObject({
   peakDiskAtMost: count.optional(),
   noDangling: z.boolean().optional(),
   converged: z.boolean().optional(),
-  containers: z.array(z.strictObject({ service: name, image: name, running: z.boolean().optional() })).optional(),
+  containers: z
+    .array(z.strictObject({ service: name, image: name, running: z.boolean().optional() }))
+    .optional(),
   alwaysPresent: z.array(name).optional(),
   neverRemoved: z.array(name).optional(),
 });

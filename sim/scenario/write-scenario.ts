@@ -54,7 +54,13 @@ class ScenarioWriter {
     this.defineLayers();
     const registry = c.registry.map(
       (r) =>
-        this.newEntry({ repository: r.repository, digest: r.digest, imageId: r.imageId, layers: r.layers, tags: r.tags }).key,
+        this.newEntry({
+          repository: r.repository,
+          digest: r.digest,
+          imageId: r.imageId,
+          layers: r.layers,
+          tags: r.tags,
+        }).key,
     );
     const engineImages = c.initial.images.map((image) => this.engineImageEntry(image));
     this.defineSymbolOnlyImages();
@@ -69,7 +75,9 @@ class ScenarioWriter {
     if (Object.keys(this.layersOut).length > 0) doc['layers'] = this.layersOut;
     if (this.entries.size > 0) doc['images'] = this.imagesOut();
     doc['registry'] = registry;
-    const initial = this.initial(engineImages.map((e) => (typeof e === 'function' ? e() : e)));
+    const initial = this.initial(
+      engineImages.flatMap((e) => (typeof e === 'function' ? [e()] : isParts(e) ? e.parts : [e])),
+    );
     if (Object.keys(initial).length > 0) doc['initial'] = initial;
     if (c.steps.length > 0) doc['steps'] = c.steps.map((s) => this.step(s));
     const expect = this.expectations();
@@ -81,11 +89,18 @@ class ScenarioWriter {
 
   private defineLayers(): void {
     const c = this.c;
-    const all = [...c.registry.flatMap((r) => r.layers), ...c.initial.images.flatMap((i) => i.layers), ...c.initial.partialLayers];
+    const all = [
+      ...c.registry.flatMap((r) => r.layers),
+      ...c.initial.images.flatMap((i) => i.layers),
+      ...c.initial.partialLayers,
+    ];
     for (const layer of all) {
       if (this.layerNames.has(layer.digest)) continue;
       const symbol = this.symbols.get(layer.digest);
-      const name = symbol !== undefined && isSymbol(symbol) && layerDigestOf(symbol) === layer.digest ? symbol : layer.digest;
+      const name =
+        symbol !== undefined && isSymbol(symbol) && layerDigestOf(symbol) === layer.digest
+          ? symbol
+          : layer.digest;
       this.layerNames.set(layer.digest, name);
       this.layersOut[name] = layer.size;
     }
@@ -102,7 +117,10 @@ class ScenarioWriter {
     const symbol = this.symbols.get(data.digest);
     const key =
       forcedKey ??
-      (symbol !== undefined && isSymbol(symbol) && manifestDigestOf(symbol) === data.digest && !this.entries.has(symbol)
+      (symbol !== undefined &&
+      isSymbol(symbol) &&
+      manifestDigestOf(symbol) === data.digest &&
+      !this.entries.has(symbol)
         ? symbol
         : this.inventKey());
     const entry: Entry = { key, ...data };
@@ -118,12 +136,15 @@ class ScenarioWriter {
   }
 
   /** An engine image as `symbol`, `{ image, references }`, or (deferred until IDs are written) a raw form. */
-  private engineImageEntry(image: EngineImage): Plain | (() => Plain) {
+  private engineImageEntry(image: EngineImage): Plain | { parts: Plain[] } | (() => Plain) {
     for (const entry of this.entries.values()) {
       for (const mode of REFERENCE_MODES) {
-        if (sameJson(engineImageOf(entry, mode), image)) return mode === 'digest' ? entry.key : { image: entry.key, references: mode };
+        if (sameJson(engineImageOf(entry, mode), image))
+          return mode === 'digest' ? entry.key : { image: entry.key, references: mode };
       }
     }
+    const merged = this.mergedEntries(image);
+    if (merged) return { parts: merged };
     const candidate = this.candidateEntry(image);
     if (candidate) {
       const mode = candidate.tags.length > 0 ? 'both' : 'digest';
@@ -133,11 +154,45 @@ class ScenarioWriter {
       }
     }
     return () => {
-      const raw: Record<string, Plain> = { id: this.imageIdRef(image.id), layers: this.layerList(image.layers) };
+      const raw: Record<string, Plain> = {
+        id: this.imageIdRef(image.id),
+        layers: this.layerList(image.layers),
+      };
       if (image.repoTags.length > 0) raw['repoTags'] = [...image.repoTags];
       if (image.repoDigests.length > 0) raw['repoDigests'] = [...image.repoDigests];
       return raw;
     };
+  }
+
+  /**
+   * Several symbols that share one image ID (the loader merges their references into one engine
+   * image): each with the widest references mode that stays inside the image's references.
+   */
+  private mergedEntries(image: EngineImage): Plain[] | undefined {
+    const refs = new Set([...image.repoTags, ...image.repoDigests]);
+    const parts: { entry: Entry; mode: (typeof REFERENCE_MODES)[number]; built: EngineImage }[] = [];
+    for (const entry of this.entries.values()) {
+      if (entry.imageId !== image.id) continue;
+      for (const mode of ['both', 'digest', 'tag'] as const) {
+        const built = engineImageOf(entry, mode);
+        if ([...built.repoTags, ...built.repoDigests].every((r) => refs.has(r))) {
+          parts.push({ entry, mode, built });
+          break;
+        }
+      }
+    }
+    if (parts.length < 2) return undefined;
+    const union = (pick: (i: EngineImage) => readonly string[]) => [
+      ...new Set(parts.flatMap((p) => pick(p.built))),
+    ];
+    const first = parts[0]?.built;
+    const mergedImage = first && {
+      ...first,
+      repoTags: union((i) => i.repoTags),
+      repoDigests: union((i) => i.repoDigests),
+    };
+    if (!sameJson(mergedImage, image)) return undefined;
+    return parts.map((p) => (p.mode === 'digest' ? p.entry.key : { image: p.entry.key, references: p.mode }));
   }
 
   /** An images-table entry reproducing an engine image with one digest and tags of the same repository. */
@@ -146,6 +201,9 @@ class ScenarioWriter {
     if (only === undefined || rest.length > 0) return undefined;
     const ref = parseReference(only);
     if (ref.digest === undefined) return undefined;
+    // Entries sharing an image ID must share layers; a raw image may not (the loader allows that).
+    const layers = this.layersOfId(image.id);
+    if (layers !== undefined && !sameJson(layers, image.layers)) return undefined;
     const tags: string[] = [];
     for (const tagged of image.repoTags) {
       const t = parseReference(tagged);
@@ -161,7 +219,11 @@ class ScenarioWriter {
     for (const [value, symbol] of this.symbols) {
       if (!isSymbol(symbol) || manifestDigestOf(symbol) !== value || this.entries.has(symbol)) continue;
       const repository = references.get(value) ?? UNUSED_REPOSITORY;
-      this.newEntry({ repository, digest: value, imageId: configIdOf(symbol), layers: [], tags: [] }, symbol);
+      const imageId = configIdOf(symbol);
+      this.newEntry(
+        { repository, digest: value, imageId, layers: this.layersOfId(imageId) ?? [], tags: [] },
+        symbol,
+      );
     }
   }
 
@@ -169,7 +231,12 @@ class ScenarioWriter {
     for (const entry of this.entries.values()) {
       if (entry.imageId === configIdOf(entry.key)) continue;
       const symbol = this.symbols.get(entry.imageId);
-      if (symbol !== undefined && isSymbol(symbol) && configIdOf(symbol) === entry.imageId && !this.entries.has(symbol)) {
+      if (
+        symbol !== undefined &&
+        isSymbol(symbol) &&
+        configIdOf(symbol) === entry.imageId &&
+        !this.entries.has(symbol)
+      ) {
         entry.idField = symbol;
         continue;
       }
@@ -186,14 +253,25 @@ class ScenarioWriter {
     for (const [value, symbol] of this.symbols) {
       if (!isSymbol(symbol) || configIdOf(symbol) !== value || this.entries.has(symbol)) continue;
       if (this.declaredIds().has(symbol)) continue;
-      const entry = this.newEntry({ repository: UNUSED_REPOSITORY, digest: '', imageId: value, layers: [], tags: [] }, this.inventKey());
+      const layers = this.layersOfId(value) ?? [];
+      const entry = this.newEntry(
+        { repository: UNUSED_REPOSITORY, digest: '', imageId: value, layers, tags: [] },
+        this.inventKey(),
+      );
       this.entries.set(entry.key, { ...entry, digest: manifestDigestOf(entry.key), idField: symbol });
     }
   }
 
+  /** Layers of the entries with this image ID: the loader wants one layer list per image ID. */
+  private layersOfId(imageId: string): readonly Layer[] | undefined {
+    for (const e of this.entries.values()) if (e.imageId === imageId) return e.layers;
+    return undefined;
+  }
+
   private declaredIds(): Set<string> {
     const ids = new Set<string>();
-    for (const e of this.entries.values()) if (e.idField !== undefined && !this.entries.has(e.idField)) ids.add(e.idField);
+    for (const e of this.entries.values())
+      if (e.idField !== undefined && !this.entries.has(e.idField)) ids.add(e.idField);
     return ids;
   }
 
@@ -222,7 +300,9 @@ class ScenarioWriter {
       const entry = this.entries.get(symbol);
       if (entry ? entry.imageId === id : this.declaredIds().has(symbol)) return symbol;
     }
-    const entry = [...this.entries.values()].find((e) => e.imageId === id && e.repository !== UNUSED_REPOSITORY);
+    const entry = [...this.entries.values()].find(
+      (e) => e.imageId === id && e.repository !== UNUSED_REPOSITORY,
+    );
     return entry ? entry.key : id;
   }
 
@@ -263,7 +343,8 @@ class ScenarioWriter {
         spec['commit'] = row.commit;
         if (row.dockerImageId === null) spec['id'] = null;
         else if (!this.defaultsTo(image, row.dockerImageId)) spec['id'] = this.imageIdRef(row.dockerImageId);
-        if (row.imageId !== deriveImageId(row.appId, row.serviceId, row.commit)) spec['imageId'] = row.imageId;
+        if (row.imageId !== deriveImageId(row.appId, row.serviceId, row.commit))
+          spec['imageId'] = row.imageId;
         if (row.releaseId !== deriveReleaseId(row.commit)) spec['releaseId'] = row.releaseId;
         if (row.id !== index + 1) spec['rowId'] = row.id;
         return spec;
@@ -297,10 +378,17 @@ class ScenarioWriter {
 
   /** Consecutive services of one app and release form one app entry, so the order is kept. */
   private target(target: Target): Record<string, Plain> {
-    const apps: { id: number; commit: string; releaseId: number; names: Set<string>; services: Plain[] }[] = [];
+    const apps: { id: number; commit: string; releaseId: number; names: Set<string>; services: Plain[] }[] =
+      [];
     for (const s of target.services) {
       let app = apps[apps.length - 1];
-      if (!app || app.id !== s.appId || app.commit !== s.commit || app.releaseId !== s.releaseId || app.names.has(s.serviceName)) {
+      if (
+        !app ||
+        app.id !== s.appId ||
+        app.commit !== s.commit ||
+        app.releaseId !== s.releaseId ||
+        app.names.has(s.serviceName)
+      ) {
         app = { id: s.appId, commit: s.commit, releaseId: s.releaseId, names: new Set(), services: [] };
         apps.push(app);
       }
@@ -348,6 +436,7 @@ class ScenarioWriter {
         const spec: Record<string, Plain> = { at: step.at };
         if (step.match !== undefined) Object.assign(spec, this.cutMatch(step.match, step.at));
         if (step.occurrence !== 1) spec['occurrence'] = step.occurrence;
+        if (step.resume !== undefined) spec['resume'] = step.resume;
         return { 'power-cut': spec };
       }
       case 'restart':
@@ -355,10 +444,16 @@ class ScenarioWriter {
       case 'wipe-db':
         return { [step.kind]: {} };
       case 'idle-during-pull':
-        return { 'idle-during-pull': { image: this.ref(step.ref), afterLayers: step.afterLayers } };
+        return {
+          'idle-during-pull': {
+            ...(step.ref !== '' ? { image: this.ref(step.ref) } : {}),
+            afterLayers: step.afterLayers,
+          },
+        };
       case 'container': {
         const m = step.match;
-        const onlyService = m.serviceName !== undefined && m.appId === undefined && m.containerId === undefined;
+        const onlyService =
+          m.serviceName !== undefined && m.appId === undefined && m.containerId === undefined;
         const match: Plain = onlyService
           ? (m.serviceName ?? '')
           : {
@@ -393,8 +488,10 @@ class ScenarioWriter {
   private cutMatch(match: string, at: string): Record<string, Plain> {
     const symbol = this.symbols.get(match);
     const entry = symbol === undefined ? undefined : this.entries.get(symbol);
-    if (entry && (at === 'mid-idle-cleanup' ? entry.imageId : entry.digest) === match) return { match: entry.key };
-    if (symbol !== undefined && !entry && configIdOf(symbol) === match && this.declaredIds().has(symbol)) return { match: symbol };
+    if (entry && (at === 'mid-idle-cleanup' ? entry.imageId : entry.digest) === match)
+      return { match: entry.key };
+    if (symbol !== undefined && !entry && configIdOf(symbol) === match && this.declaredIds().has(symbol))
+      return { match: symbol };
     // A literal that happens to be a symbol would be read as one.
     const readAsSymbol = this.entries.has(match) || this.declaredIds().has(match);
     return readAsSymbol ? { matchText: match } : { match };
@@ -456,6 +553,10 @@ function sha256References(c: CompiledScenario): Map<string, string> {
   return found;
 }
 
+function isParts(value: unknown): value is { parts: Plain[] } {
+  return isObject(value) && Array.isArray(value['parts']) && Object.keys(value).length === 1;
+}
+
 function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(normalizeKeys(a, b));
 }
@@ -483,10 +584,15 @@ function render(doc: Record<string, Plain>, file: string): string {
   visit(yaml, {
     Map: (_key, node, path) => {
       if (isStepItem(path)) return;
-      if (path.length > 1 && isShallow(node) && JSON.stringify(node.toJSON()).length <= FLOW_MAX) node.flow = true;
+      if (path.length > 1 && isShallow(node) && JSON.stringify(node.toJSON()).length <= FLOW_MAX)
+        node.flow = true;
     },
     Seq: (_key, node, path) => {
-      if (path.length > 1 && node.items.every((i) => isScalar(i)) && JSON.stringify(node.toJSON()).length <= FLOW_MAX) {
+      if (
+        path.length > 1 &&
+        node.items.every((i) => isScalar(i)) &&
+        JSON.stringify(node.toJSON()).length <= FLOW_MAX
+      ) {
         node.flow = true;
       }
     },
@@ -497,7 +603,12 @@ function render(doc: Record<string, Plain>, file: string): string {
 /** The `- kind: ...` map of a step stays block so each step reads as one line-led item. */
 function isStepItem(path: readonly unknown[]): boolean {
   const parentPair = path[path.length - 2];
-  return isSeq(path[path.length - 1]) && isPair(parentPair) && isScalar(parentPair.key) && parentPair.key.value === 'steps';
+  return (
+    isSeq(path[path.length - 1]) &&
+    isPair(parentPair) &&
+    isScalar(parentPair.key) &&
+    parentPair.key.value === 'steps'
+  );
 }
 
 /** Scalars, or collections of scalars: nothing nested deeper than one level. */

@@ -1,0 +1,64 @@
+import fc from 'fast-check';
+import type { Mutant } from '../../core/mutants.js';
+import { runScenario } from '../runner/run-scenario.js';
+import type { History } from './history.js';
+import { compileHistory, historyArb } from './history.js';
+
+export interface RandomSimOptions {
+  readonly seed: number;
+  readonly runs: number;
+  /** Stop after this long even if runs remain (a soak uses minutes, CI seconds). */
+  readonly timeLimitMs?: number;
+  readonly mutant?: Mutant | undefined;
+  /** Replays one counterexample: the `path` fast-check printed with the seed. */
+  readonly path?: string | undefined;
+}
+
+export interface RandomSimReport {
+  readonly seed: number;
+  readonly runs: number;
+  readonly ms: number;
+  readonly failed: boolean;
+  readonly path?: string;
+  readonly counterexample?: History;
+  readonly failures?: readonly string[];
+  readonly trace?: readonly string[];
+  readonly portCalls: number;
+  readonly cuts: number;
+}
+
+/**
+ * Random device histories under power cuts (property: after any history of targets, container moves,
+ * idle ticks and power cuts, the safety invariants hold at every port call and the device converges).
+ * All randomness flows from `seed`; fast-check shrinks a failure to a minimal history.
+ */
+export async function randomSim(options: RandomSimOptions): Promise<RandomSimReport> {
+  const started = performance.now();
+  let portCalls = 0;
+  let cuts = 0;
+  const property = fc.asyncProperty(historyArb, async (history) => {
+    const result = await runScenario(compileHistory(history), { mutant: options.mutant, cutAtCalls: history.cutAtCalls, allowUnreachedCuts: true, trace: false });
+    portCalls += result.portCalls;
+    cuts += result.cuts;
+    if (!result.ok) throw new Error(result.failures.join('\n'));
+  });
+  const details = await fc.check(property, {
+    seed: options.seed,
+    numRuns: options.runs,
+    ...(options.path !== undefined ? { path: options.path, endOnFailure: true } : {}),
+    ...(options.timeLimitMs !== undefined ? { interruptAfterTimeLimit: options.timeLimitMs, markInterruptAsFailure: false } : {}),
+  });
+  const ms = performance.now() - started;
+  const base = { seed: options.seed, runs: details.numRuns, ms, portCalls, cuts };
+  if (!details.failed || !details.counterexample) return { ...base, failed: false };
+  const [counterexample] = details.counterexample;
+  const replay = await runScenario(compileHistory(counterexample), { mutant: options.mutant, cutAtCalls: counterexample.cutAtCalls, allowUnreachedCuts: true });
+  return {
+    ...base,
+    failed: true,
+    ...(details.counterexamplePath !== null ? { path: details.counterexamplePath } : {}),
+    counterexample,
+    failures: replay.failures.length > 0 ? replay.failures : [String(details.errorInstance)],
+    trace: replay.trace,
+  };
+}
