@@ -436,7 +436,9 @@ class ScenarioWriter {
         const spec: Record<string, Plain> = { at: step.at };
         if (step.match !== undefined) Object.assign(spec, this.cutMatch(step.match, step.at));
         if (step.occurrence !== 1) spec['occurrence'] = step.occurrence;
-        if (step.resume !== undefined) spec['resume'] = step.resume;
+        // `resume` is newer than the rest of the contract; read it without depending on it.
+        const { resume } = step as { resume?: boolean };
+        if (resume !== undefined) spec['resume'] = resume;
         return { 'power-cut': spec };
       }
       case 'restart':
