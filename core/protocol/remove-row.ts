@@ -53,7 +53,9 @@ export async function removeRow(ctx: KeeperContext, row: ImageRow): Promise<void
     await ctx.db.deleteRow(row.id);
     ctx.crashPoints.reach('after-row-delete', row.name);
   }
-  const foreign = allReferences(image).filter((ref) => !own.includes(ref));
+  // Only a tag nobody of ours owns marks an operator's claim on the image. Digest references are what
+  // pulls leave, also those of rows removed earlier (a cut can leave one behind): they do not count.
+  const foreign = image.repoTags.filter((ref) => !own.includes(ref));
   if (foreign.length === 0 || mutant === 'delete-by-name') {
     assert(
       mutant !== undefined || !containers.some((c) => c.imageId === dockerImageId),
@@ -62,7 +64,7 @@ export async function removeRow(ctx: KeeperContext, row: ImageRow): Promise<void
     );
     await ctx.engine.removeImage(dockerImageId);
   } else {
-    // References image-keeper did not create (an operator's tag): the image is theirs now.
+    // An operator's tag: the image is theirs now; take back only our own references.
     for (const ref of own) {
       await ctx.engine.removeReference(ref);
       ctx.crashPoints.reach('between-untag-and-delete', ref);

@@ -11,6 +11,8 @@ export interface SweepOptions {
   readonly shard?: { readonly index: number; readonly count: number };
   /** Stop at the first failing crash state. */
   readonly stopOnFailure?: boolean;
+  /** Only the run without cuts (the scenario as written). */
+  readonly onlyBaseline?: boolean;
 }
 
 export interface SweepFailure {
@@ -24,6 +26,8 @@ export interface SweepReport {
   readonly baselineCalls: number;
   readonly crashStates: number;
   readonly failures: readonly SweepFailure[];
+  readonly checks: number;
+  readonly hits: ReadonlyMap<string, number>;
 }
 
 /**
@@ -35,6 +39,8 @@ export async function sweep(scenario: CompiledScenario, options: SweepOptions): 
   const baseline = await runScenario(scenario, { mutant: options.mutant });
   const failures: SweepFailure[] = [];
   let crashStates = 0;
+  let checks = 0;
+  const hits = new Map<string, number>();
   let ordinal = 0;
   const mine = (): boolean => {
     const take = !options.shard || ordinal % options.shard.count === options.shard.index;
@@ -44,11 +50,15 @@ export async function sweep(scenario: CompiledScenario, options: SweepOptions): 
   const visit = async (cuts: number[]): Promise<RunResult> => {
     const result = await runScenario(scenario, { mutant: options.mutant, cutAtCalls: cuts, trace: false });
     crashStates++;
+    checks += result.checks;
+    for (const [point, n] of result.hits) hits.set(point, (hits.get(point) ?? 0) + n);
     if (!result.ok) failures.push({ cutAtCalls: cuts, result: await runScenario(scenario, { mutant: options.mutant, cutAtCalls: cuts }) });
     return result;
   };
   if (!baseline.ok) failures.push({ cutAtCalls: [], result: baseline });
-  for (let k = 1; k <= baseline.portCalls; k++) {
+  for (const [point, n] of baseline.hits) hits.set(point, (hits.get(point) ?? 0) + n);
+  checks += baseline.checks;
+  for (let k = 1; k <= (options.onlyBaseline ? 0 : baseline.portCalls); k++) {
     if (options.stopOnFailure && failures.length > 0) break;
     let single: RunResult | undefined;
     if (mine()) single = await visit([k]);
@@ -60,5 +70,5 @@ export async function sweep(scenario: CompiledScenario, options: SweepOptions): 
       if (mine()) await visit([k, k + j]);
     }
   }
-  return { scenario: scenario.name, baselineCalls: baseline.portCalls, crashStates, failures };
+  return { scenario: scenario.name, baselineCalls: baseline.portCalls, crashStates, failures, checks, hits };
 }

@@ -5,7 +5,7 @@ import type { Target, TargetService, UpdateStrategy } from '../../core/model/tar
 import type { CrashPoint } from '../../core/ports/crash-points.js';
 import { CRASH_POINTS } from '../../core/ports/crash-points.js';
 import type { CompiledScenario, ScenarioStep } from '../scenario/compiled-scenario.js';
-import { engineImageOf, registryOf, symbolsOf, UNIVERSE, universeImage } from './universe.js';
+import { engineImageOf, registryOf, sha, symbolsOf, UNIVERSE, universeImage } from './universe.js';
 
 /** A device history in plain data: what fast-check generates and shrinks, and what a failure replays. */
 export interface History {
@@ -36,7 +36,7 @@ export type HistoryEvent =
 /** Service slots: two services of app 1 (they may share an image), one of app 2. */
 export const SLOTS = [
   { appId: 1, serviceName: 'main', serviceId: 11, images: ['main1', 'main2', 'main3', 'mirror2'] },
-  { appId: 1, serviceName: 'side', serviceId: 12, images: ['main1', 'main2', 'worker1'] },
+  { appId: 1, serviceName: 'side', serviceId: 12, images: ['main1', 'main2', 'worker1', 'twin1'] },
   { appId: 2, serviceName: 'worker', serviceId: 21, images: ['worker1', 'worker2'] },
 ] as const;
 export type Slot = 0 | 1 | 2;
@@ -125,6 +125,9 @@ export function compileHistory(history: History, name = 'random history'): Compi
   containers.push({ id: 'supervisor', imageId: universeImage('sv-new').id, running: true });
   void foreign;
   if (history.initial !== 'empty') {
+    // What an interrupted v2 delta leaves: an untagged half-built image that idle cleanup must remove.
+    const leftover = universeImage('worker2');
+    images.push({ id: sha('delta-leftover'), repoTags: [], repoDigests: [], layers: leftover.layers.slice(1), size: leftover.layers[1]?.size ?? 0 });
     const m = universeImage('main1');
     const w = universeImage('worker1');
     images.push(engineImageOf(m), engineImageOf(w));

@@ -25,6 +25,8 @@ export interface RandomSimReport {
   readonly trace?: readonly string[];
   readonly portCalls: number;
   readonly cuts: number;
+  readonly checks: number;
+  readonly hits: ReadonlyMap<string, number>;
 }
 
 /**
@@ -36,10 +38,14 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
   const started = performance.now();
   let portCalls = 0;
   let cuts = 0;
+  let checks = 0;
+  const hits = new Map<string, number>();
   const property = fc.asyncProperty(historyArb, async (history) => {
     const result = await runScenario(compileHistory(history), { mutant: options.mutant, cutAtCalls: history.cutAtCalls, allowUnreachedCuts: true, trace: false });
     portCalls += result.portCalls;
     cuts += result.cuts;
+    checks += result.checks;
+    for (const [point, n] of result.hits) hits.set(point, (hits.get(point) ?? 0) + n);
     if (!result.ok) throw new Error(result.failures.join('\n'));
   });
   const details = await fc.check(property, {
@@ -49,7 +55,7 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
     ...(options.timeLimitMs !== undefined ? { interruptAfterTimeLimit: options.timeLimitMs, markInterruptAsFailure: false } : {}),
   });
   const ms = performance.now() - started;
-  const base = { seed: options.seed, runs: details.numRuns, ms, portCalls, cuts };
+  const base = { seed: options.seed, runs: details.numRuns, ms, portCalls, cuts, checks, hits };
   if (!details.failed || !details.counterexample) return { ...base, failed: false };
   const [counterexample] = details.counterexample;
   const replay = await runScenario(compileHistory(counterexample), { mutant: options.mutant, cutAtCalls: counterexample.cutAtCalls, allowUnreachedCuts: true });

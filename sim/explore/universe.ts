@@ -36,6 +36,9 @@ export const UNIVERSE: readonly UniverseImage[] = [
   img('main3', 'app/main', [base, layer('main3', 50_000)]),
   // The same manifest served under another repository: the same image, never downloaded twice.
   img('mirror2', 'app/mirror', [base, lib, layer('main2', 40_000)], 'main2', 'main2'),
+  // Built identically to main1 but pushed under another name: another digest, the SAME image ID
+  // (balena #1434): two rows, two references, one engine image.
+  img('twin1', 'app/twin', [base, lib, layer('main1', 30_000)], 'twin1', 'main1'),
   img('worker1', 'app/worker', [base, layer('worker1', 20_000)]),
   img('worker2', 'app/worker', [base, layer('worker2', 25_000)]),
   img('dep1', 'dep/sensor', [layer('dep-base', 300_000), layer('dep1', 10_000)]),

@@ -34,6 +34,10 @@ export interface RunResult {
   readonly peakDisk: number;
   readonly cuts: number;
   readonly portCalls: number;
+  /** Invariant checks made during the run. */
+  readonly checks: number;
+  /** How often each named crash point was reached. */
+  readonly hits: ReadonlyMap<string, number>;
   readonly device: FakeDevice;
 }
 
@@ -308,6 +312,8 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     peakDisk: counters.peakDisk,
     cuts: power.cuts,
     portCalls: power.calls,
+    checks: monitor.checks,
+    hits: power.hits,
     device,
   };
 }

@@ -1,0 +1,78 @@
+import { Command, CommanderError } from 'commander';
+import { isKeeperError } from '../core/errors.js';
+import type { KeeperErrorCode } from '../core/errors.js';
+import type { CliIo } from './cli-io.js';
+import { PROCESS_IO } from './cli-io.js';
+import { EXIT } from './exit-codes.js';
+import { runCommand } from './run-command.js';
+import { simCommand } from './sim-command.js';
+
+const BAD_INPUT: readonly KeeperErrorCode[] = ['INVALID_SCENARIO', 'INVALID_TARGET', 'INVALID_REFERENCE', 'USAGE', 'DB_CORRUPT'];
+
+/** Maps an error to its exit code; every error is printed as one line naming the problem. */
+export function exitCodeOf(error: unknown): number {
+  if (!isKeeperError(error)) return EXIT.FAILED;
+  if (BAD_INPUT.includes(error.code)) return EXIT.BAD_INPUT;
+  if (error.code === 'DB_LOCKED') return EXIT.LOCKED;
+  if (error.code === 'INVARIANT_VIOLATED' || error.code === 'NOT_CONVERGED' || error.code === 'EXPECTATION_FAILED') return EXIT.FAILED;
+  return EXIT.ENVIRONMENT;
+}
+
+export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
+  const program = new Command('image-keeper')
+    .description('Keeps a device\'s container images: crash-safe pulls, reference counting, both cleanups.')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+
+  program
+    .command('run')
+    .description('replay scenario files (or folders of them) on the in-memory fakes and check their expectations')
+    .argument('<paths...>', 'scenario files or folders')
+    .option('--mutant <name>', 'test only: run with one deliberately broken behaviour')
+    .option('-q, --quiet', 'print traces only for failing scenarios')
+    .action(async (paths: string[], options: { mutant?: string; quiet?: boolean }) => {
+      setExit(await runCommand(paths, options, io));
+    });
+
+  program
+    .command('sim')
+    .description('power-cut simulation: exhaustive crash sweeps of scenarios and random fault histories')
+    .argument('[scenarios...]', 'scenario files or folders to sweep')
+    .option('--exhaustive', 'cut power before every port call of each scenario')
+    .option('--pairs', 'with --exhaustive: also a second cut at every point of each recovery')
+    .option('--runs <n>', 'random histories to run (default 200 without scenarios, 0 with)')
+    .option('--seed <n>', 'seed of all randomness (default: from the clock, printed)')
+    .option('--path <path>', 'replay one counterexample: the path printed with its seed')
+    .option('--minutes <m>', 'keep generating random histories for this long')
+    .option('--shard <i/n>', 'take shard i of n (deterministic split of crash states and seeds)')
+    .option('--workers <n>', 'fork n worker processes, one shard each')
+    .option('--mutant <name>', 'test only: run with one deliberately broken behaviour')
+    .option('--save-failures <dir>', 'where failing histories are written as scenario files', 'sim-failures')
+    .option('--json', 'print the totals as one JSON line')
+    .action(async (paths: string[], options: Record<string, string | boolean>) => {
+      setExit(await simCommand(paths, options, io));
+    });
+  return program;
+}
+
+export async function main(argv: readonly string[], io: CliIo = PROCESS_IO): Promise<number> {
+  let code: number = EXIT.OK;
+  const program = buildProgram(io, (c) => (code = c));
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.OK : EXIT.BAD_INPUT;
+    const message = (error as Error).message ?? String(error);
+    const code = isKeeperError(error) ? error.code : 'ERROR';
+    // Several files can fail at once (a folder of scenarios): one line each.
+    for (const line of message.split('\n')) io.err(`image-keeper: ${code}: ${line}`);
+    if (!isKeeperError(error)) io.err((error as Error).stack ?? '');
+    return exitCodeOf(error);
+  }
+  return code;
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\/cli\//, '/cli/'));
+if (invokedDirectly) {
+  process.exitCode = await main(process.argv.slice(2));
+}

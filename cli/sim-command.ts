@@ -1,0 +1,212 @@
+import { fork } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KeeperError } from '../core/errors.js';
+import type { Mutant } from '../core/mutants.js';
+import { isMutant, MUTANTS } from '../core/mutants.js';
+import { CRASH_POINTS } from '../core/ports/crash-points.js';
+import { sweep } from '../sim/explore/exhaustive.js';
+import { compileHistory } from '../sim/explore/history.js';
+import { randomSim } from '../sim/explore/random-sim.js';
+import { loadScenarios } from '../sim/scenario/load-scenario.js';
+import type { CompiledScenario } from '../sim/scenario/compiled-scenario.js';
+import { writeScenario } from '../sim/scenario/write-scenario.js';
+import type { CliIo } from './cli-io.js';
+import { EXIT } from './exit-codes.js';
+
+export interface SimOptions {
+  readonly exhaustive?: boolean;
+  readonly pairs?: boolean;
+  readonly runs?: string;
+  readonly seed?: string;
+  readonly path?: string;
+  readonly minutes?: string;
+  readonly shard?: string;
+  readonly workers?: string;
+  readonly mutant?: string;
+  readonly saveFailures?: string;
+  readonly json?: boolean;
+}
+
+/** What one process explored; workers send it to the parent as JSON. */
+export interface SimTotals {
+  scenarios: number;
+  crashStates: number;
+  histories: number;
+  checks: number;
+  cuts: number;
+  violations: string[];
+  replay: string[];
+  hits: Record<string, number>;
+  ms: number;
+}
+
+/** Random histories below this count do not prove crash-point coverage, so it is not enforced. */
+const COVERAGE_MIN_HISTORIES = 100;
+
+/**
+ * `image-keeper sim`: exhaustive crash sweeps of scenarios and random fault histories, with a report.
+ * Deterministic from --seed; --shard i/n splits the work; --workers n forks one shard per core.
+ */
+export async function simCommand(paths: readonly string[], options: SimOptions, io: CliIo): Promise<number> {
+  const mutant = parseMutant(options.mutant);
+  const seed = options.seed !== undefined ? integer(options.seed, '--seed') : Date.now() % 2 ** 31;
+  const workers = options.workers !== undefined ? integer(options.workers, '--workers') : 1;
+  const shard = options.shard !== undefined ? parseShard(options.shard) : undefined;
+  if (workers > 1 && shard === undefined) return runWorkers(workers, seed, io, options.json ?? false);
+
+  const started = performance.now();
+  const totals: SimTotals = { scenarios: 0, crashStates: 0, histories: 0, checks: 0, cuts: 0, violations: [], replay: [], hits: {}, ms: 0 };
+  const addHits = (hits: ReadonlyMap<string, number>): void => {
+    for (const [p, n] of hits) totals.hits[p] = (totals.hits[p] ?? 0) + n;
+  };
+  const saveDir = options.saveFailures ?? 'sim-failures';
+
+  const scenarios: CompiledScenario[] = [];
+  for (const path of paths) scenarios.push(...(await loadScenarios(path)));
+  for (const scenario of scenarios) {
+    totals.scenarios++;
+    const report = await sweep(scenario, { pairs: (options.exhaustive ?? false) && (options.pairs ?? false), mutant, ...(shard ? { shard } : {}), stopOnFailure: true, ...(options.exhaustive ? {} : { onlyBaseline: true }) });
+    totals.crashStates += report.crashStates;
+    totals.checks += report.checks;
+    addHits(report.hits);
+    for (const failure of report.failures) {
+      totals.violations.push(`${scenario.name} with cuts before port calls [${failure.cutAtCalls.join(', ')}]: ${failure.result.failures.join('; ')}`);
+      if (!options.json) for (const line of failure.result.trace) io.out(line);
+      totals.replay.push(`./bin/image-keeper sim ${scenario.file} --exhaustive${options.pairs ? ' --pairs' : ''}${mutant ? ` --mutant ${mutant}` : ''}   (cuts before port calls ${failure.cutAtCalls.join(', ')})`);
+    }
+  }
+
+  const runs = options.runs !== undefined ? integer(options.runs, '--runs') : scenarios.length > 0 ? 0 : 200;
+  const deadline = options.minutes !== undefined ? started + Number(options.minutes) * 60_000 : undefined;
+  let batch = 0;
+  const shardIndex = shard?.index ?? 0;
+  const shardCount = shard?.count ?? 1;
+  while (runs > 0 || deadline !== undefined) {
+    // Shard i takes seeds seed+i, seed+i+n, ...: disjoint and reproducible whatever the worker count.
+    const batchSeed = seed + shardIndex + batch * shardCount;
+    const batchRuns = deadline === undefined ? Math.ceil(runs / shardCount) : 500;
+    const report = await randomSim({
+      seed: batchSeed,
+      runs: batchRuns,
+      mutant,
+      ...(options.path !== undefined ? { path: options.path } : {}),
+      ...(deadline !== undefined ? { timeLimitMs: Math.max(1000, deadline - performance.now()) } : {}),
+    });
+    totals.histories += report.runs;
+    totals.checks += report.checks;
+    totals.cuts += report.cuts;
+    addHits(report.hits);
+    if (report.failed && report.counterexample) {
+      const scenario = compileHistory(report.counterexample, `sim failure seed ${batchSeed} path ${report.path ?? ''}`);
+      await mkdir(saveDir, { recursive: true });
+      const file = join(saveDir, `seed-${batchSeed}${mutant ? `-${mutant}` : ''}.yaml`);
+      await writeFile(file, `# ${(report.failures ?? []).join('\n# ')}\n# history: ${JSON.stringify(report.counterexample)}\n${writeScenario(scenario)}`);
+      totals.violations.push(...(report.failures ?? []).map((f) => `seed ${batchSeed} path ${report.path ?? ''}: ${f}`));
+      if (!options.json) {
+        io.out(`counterexample (minimal history): ${JSON.stringify(report.counterexample)}`);
+        for (const line of report.trace ?? []) io.out(line);
+      }
+      totals.replay.push(`./bin/image-keeper run ${file}`);
+      totals.replay.push(`./bin/image-keeper sim --seed ${batchSeed} --runs ${batchRuns} --path ${report.path ?? ''}${mutant ? ` --mutant ${mutant}` : ''}`);
+      break;
+    }
+    batch++;
+    if (deadline === undefined || performance.now() >= deadline) break;
+  }
+  totals.ms = performance.now() - started;
+  if (options.json) {
+    io.out(JSON.stringify(totals));
+    return totals.violations.length > 0 ? EXIT.FAILED : EXIT.OK;
+  }
+  return printReport(totals, seed, io);
+}
+
+function printReport(totals: SimTotals, seed: number, io: CliIo): number {
+  const seconds = totals.ms / 1000;
+  io.out(`seed ${seed}`);
+  io.out(`scenarios: ${totals.scenarios}`);
+  io.out(`crash states explored: ${totals.crashStates}`);
+  io.out(`random histories: ${totals.histories} (${(totals.histories / Math.max(seconds, 1e-9)).toFixed(0)} histories/s), power cuts in them: ${totals.cuts}`);
+  io.out(`invariant checks: ${totals.checks}`);
+  io.out(`crash points reached: ${CRASH_POINTS.map((p) => `${p}=${totals.hits[p] ?? 0}`).join(' ')}`);
+  let code: number = EXIT.OK;
+  const unreached = CRASH_POINTS.filter((p) => (totals.hits[p] ?? 0) === 0);
+  if (totals.histories >= COVERAGE_MIN_HISTORIES && unreached.length > 0) {
+    io.out(`coverage failure: crash points never reached: ${unreached.join(', ')}`);
+    code = EXIT.FAILED;
+  }
+  io.out(`violations: ${totals.violations.length}`);
+  for (const v of totals.violations) io.out(`  - ${v}`);
+  if (totals.replay.length > 0) {
+    io.out('replay with:');
+    for (const r of totals.replay) io.out(`  ${r}`);
+  }
+  io.out(`time: ${seconds.toFixed(1)} s`);
+  return totals.violations.length > 0 ? EXIT.FAILED : code;
+}
+
+/** One child process per shard (the simulator is single-threaded JS), results merged here. */
+async function runWorkers(workers: number, seed: number, io: CliIo, json: boolean): Promise<number> {
+  const args = process.argv.slice(2).filter((a, i, all) => a !== '--workers' && all[i - 1] !== '--workers');
+  const started = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: workers }, (_, i) => {
+      return new Promise<SimTotals>((resolve, reject) => {
+        const child = fork(process.argv[1] ?? 'cli/main.ts', [...args, '--seed', String(seed), '--shard', `${i}/${workers}`, '--json'], {
+          silent: true,
+          execArgv: process.execArgv,
+        });
+        let out = '';
+        child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr?.on('data', (d: Buffer) => io.err(d.toString().trimEnd()));
+        child.on('error', reject);
+        child.on('exit', () => {
+          const last = out.trim().split('\n').pop() ?? '';
+          try {
+            resolve(JSON.parse(last) as SimTotals);
+          } catch {
+            reject(new KeeperError('USAGE', `sim worker ${i} printed no report: ${last.slice(0, 200)}`));
+          }
+        });
+      });
+    }),
+  );
+  const totals: SimTotals = { scenarios: 0, crashStates: 0, histories: 0, checks: 0, cuts: 0, violations: [], replay: [], hits: {}, ms: 0 };
+  for (const r of results) {
+    totals.scenarios = Math.max(totals.scenarios, r.scenarios);
+    totals.crashStates += r.crashStates;
+    totals.histories += r.histories;
+    totals.checks += r.checks;
+    totals.cuts += r.cuts;
+    totals.violations.push(...r.violations);
+    totals.replay.push(...r.replay);
+    for (const [p, n] of Object.entries(r.hits)) totals.hits[p] = (totals.hits[p] ?? 0) + n;
+  }
+  totals.ms = performance.now() - started;
+  if (json) {
+    io.out(JSON.stringify(totals));
+    return totals.violations.length > 0 ? EXIT.FAILED : EXIT.OK;
+  }
+  io.out(`workers: ${workers}`);
+  return printReport(totals, seed, io);
+}
+
+function parseMutant(value: string | undefined): Mutant | undefined {
+  if (value === undefined) return undefined;
+  if (!isMutant(value)) throw new KeeperError('USAGE', `unknown mutant '${value}'; known: ${Object.keys(MUTANTS).join(', ')}`);
+  return value;
+}
+
+function parseShard(value: string): { index: number; count: number } {
+  const match = /^(\d+)\/(\d+)$/.exec(value);
+  const index = Number(match?.[1]);
+  const count = Number(match?.[2]);
+  if (!match || count < 1 || index >= count) throw new KeeperError('USAGE', `--shard wants i/n with 0 <= i < n, got '${value}'`);
+  return { index, count };
+}
+
+function integer(value: string, flag: string): number {
+  if (!/^\d+$/.test(value)) throw new KeeperError('USAGE', `${flag} wants a whole number, got '${value}'`);
+  return Number(value);
+}
