@@ -48,11 +48,11 @@ export async function sweep(scenario: CompiledScenario, options: SweepOptions): 
     return take;
   };
   const visit = async (cuts: number[]): Promise<RunResult> => {
-    const result = await runScenario(scenario, { mutant: options.mutant, cutAtCalls: cuts, trace: false });
+    const result = await runScenario(scenario, { mutant: options.mutant, cutAtCalls: cuts, trace: false, checkBudgets: false });
     crashStates++;
     checks += result.checks;
     for (const [point, n] of result.hits) hits.set(point, (hits.get(point) ?? 0) + n);
-    if (!result.ok) failures.push({ cutAtCalls: cuts, result: await runScenario(scenario, { mutant: options.mutant, cutAtCalls: cuts }) });
+    if (!result.ok) failures.push({ cutAtCalls: cuts, result: await runScenario(scenario, { mutant: options.mutant, cutAtCalls: cuts, checkBudgets: false }) });
     return result;
   };
   if (!baseline.ok) failures.push({ cutAtCalls: [], result: baseline });
