@@ -17,6 +17,13 @@ export class DeviceView {
   readonly rowsByKey = new Map<string, ImageRow[]>();
   readonly rowsByDockerId = new Map<string, ImageRow[]>();
   readonly containersByImage = new Map<string, Container[]>();
+  /** Managed containers by `${appId}/${serviceId}`. */
+  readonly containersByService = new Map<string, Container[]>();
+  readonly containersByApp = new Map<number, Container[]>();
+  readonly lockedApps = new Set<number>();
+  /** Available rows by `${appId}/${serviceId}` and by app, for delta sources. */
+  readonly availableByService = new Map<string, ImageRow[]>();
+  readonly availableByApp = new Map<number, ImageRow[]>();
 
   constructor(
     readonly rows: readonly ImageRow[],
@@ -35,7 +42,23 @@ export class DeviceView {
       push(this.rowsByKey, rowKey(row), row);
       if (row.dockerImageId !== null) push(this.rowsByDockerId, row.dockerImageId, row);
     }
-    for (const container of containers) push(this.containersByImage, container.imageId, container);
+    for (const container of containers) {
+      push(this.containersByImage, container.imageId, container);
+      const service = container.service;
+      if (!service) continue;
+      push(this.containersByService, `${service.appId}/${service.serviceId}`, container);
+      push(this.containersByApp, service.appId, container);
+      if (service.locked === true) this.lockedApps.add(service.appId);
+    }
+    for (const row of rows) {
+      if (!this.isAvailable(row)) continue;
+      push(this.availableByService, `${row.appId}/${row.serviceId}`, row);
+      push(this.availableByApp, row.appId, row);
+    }
+  }
+
+  managedContainersOf(appId: number, serviceId: number): readonly Container[] {
+    return this.containersByService.get(`${appId}/${serviceId}`) ?? [];
   }
 
   /** A row is available when its image ID is on the engine. */
@@ -44,17 +67,17 @@ export class DeviceView {
   }
 
   /** The available row standing for this target image, if any (the newest when duplicates exist). */
-  availableRowFor(image: TargetImage): ImageRow | undefined {
-    return newest((this.rowsByKey.get(rowKey(image)) ?? []).filter((r) => this.isAvailable(r)));
+  availableRowFor(image: TargetImage, key = rowKey(image)): ImageRow | undefined {
+    return newest((this.rowsByKey.get(key) ?? []).filter((r) => this.isAvailable(r)));
   }
 
   /** A row for this key whose image ID is no longer on the engine. */
-  staleRowFor(image: TargetImage): ImageRow | undefined {
-    return newest((this.rowsByKey.get(rowKey(image)) ?? []).filter((r) => r.dockerImageId !== null && !this.isAvailable(r)));
+  staleRowFor(image: TargetImage, key = rowKey(image)): ImageRow | undefined {
+    return newest((this.rowsByKey.get(key) ?? []).filter((r) => r.dockerImageId !== null && !this.isAvailable(r)));
   }
 
-  pendingRowFor(image: TargetImage): ImageRow | undefined {
-    return newest((this.rowsByKey.get(rowKey(image)) ?? []).filter((r) => r.dockerImageId === null));
+  pendingRowFor(image: TargetImage, key = rowKey(image)): ImageRow | undefined {
+    return newest((this.rowsByKey.get(key) ?? []).filter((r) => r.dockerImageId === null));
   }
 
   /**

@@ -85,6 +85,7 @@ export function plan(input: PlanInput): Plan {
 
   // Rule 1: satisfied, saved, or fetched.
   const satisfied = new Map<string, string>();
+  const savedFor = new Set<string>();
   const toFetch: { image: TargetImage; strategy: TargetService['strategy']; pendingRowId?: number }[] = [];
   const seen = new Set<string>();
   const targetImages: { image: TargetImage; strategy: TargetService['strategy']; reason: NeedReason }[] = target
@@ -97,7 +98,7 @@ export function plan(input: PlanInput): Plan {
     const key = rowKey(image);
     if (seen.has(key)) continue;
     seen.add(key);
-    const row = view.availableRowFor(image);
+    const row = view.availableRowFor(image, key);
     if (row && row.dockerImageId !== null) {
       satisfied.set(key, row.dockerImageId);
       keep(row, reason);
@@ -105,11 +106,12 @@ export function plan(input: PlanInput): Plan {
       continue;
     }
     // A pending row (step 1 done), or a row whose image vanished, is reused: one row per key.
-    const pending = view.pendingRowFor(image) ?? view.staleRowFor(image);
+    const pending = view.pendingRowFor(image, key) ?? view.staleRowFor(image, key);
     if (pending) keep(pending, reason);
     const present = view.engineImageFor(image.name, mutant === 'ignore-digest');
     if (present) {
       need(present.id, reason);
+      savedFor.add(`${present.id}|${image.appId}/${image.serviceId}/${image.commit}`);
       saves.push({ kind: 'save', image, dockerImageId: present.id, ...(pending ? { rowId: pending.id } : {}) });
     } else {
       toFetch.push({ image, strategy, ...(pending ? { pendingRowId: pending.id } : {}) });
@@ -125,7 +127,7 @@ export function plan(input: PlanInput): Plan {
     const name = image.repoDigests[0] ?? image.repoTags[0];
     if (name === undefined) continue;
     const adopted: TargetImage = { name, appId: service.appId, serviceId: service.serviceId, serviceName: service.serviceName, imageId: 0, releaseId: 0, commit: service.commit };
-    const covered = saves.some((s) => s.kind === 'save' && s.dockerImageId === image.id && s.image.appId === service.appId && s.image.serviceId === service.serviceId && s.image.commit === service.commit);
+    const covered = savedFor.has(`${image.id}|${service.appId}/${service.serviceId}/${service.commit}`);
     if (covered || seen.has(rowKey(adopted))) continue;
     seen.add(rowKey(adopted));
     saves.push({ kind: 'save', image: adopted, dockerImageId: image.id });
@@ -136,10 +138,10 @@ export function plan(input: PlanInput): Plan {
   if (target) {
     for (const service of target.services) {
       if (service.strategy !== 'delete-then-download' || satisfied.has(rowKey(service))) continue;
-      const old = managedContainersOf(input.containers, service.appId, service.serviceId);
+      const old = view.managedContainersOf(service.appId, service.serviceId);
       if (old.length === 0) continue;
       if (mutant !== 'fetch-before-delete') deferred.add(rowKey(service));
-      if (appLocked(input.containers, service.appId)) continue;
+      if (view.lockedApps.has(service.appId)) continue;
       for (const container of old) {
         freeingKills.push({ kind: 'kill', container, reason: 'delete-then-download: the old image goes before the new one comes' });
       }
@@ -170,7 +172,7 @@ export function plan(input: PlanInput): Plan {
   }
 
   // Rule 3b: switch an app's services only once all of its target images are ready.
-  if (target) planSwitches(input.containers, target, satisfied, switches, mutant);
+  if (target) planSwitches(view, target, satisfied, switches, mutant);
 
   // Rule 2: removals. An unknown target means "remove nothing", an intermediate one too.
   const removalsAllowed = target !== null && (!input.intermediate || mutant === 'remove-during-intermediate');
@@ -179,8 +181,8 @@ export function plan(input: PlanInput): Plan {
       for (const dep of input.dependent) {
         const present = view.engineImageFor(dep.name);
         if (present) need(present.id, 'dependent');
-        for (const row of input.rows) {
-          if (row.appId === dep.appId && sameImage(row.name, dep.name) && view.isAvailable(row)) keep(row, 'dependent');
+        for (const row of view.availableByApp.get(dep.appId) ?? []) {
+          if (sameImage(row.name, dep.name)) keep(row, 'dependent');
         }
       }
     }
@@ -233,7 +235,7 @@ function rowOfContainer(view: DeviceView, container: Container): ImageRow | unde
 
 /** Only the same app's same service's current image: never another service's (balena #1729). */
 function deltaSourceFor(view: DeviceView, image: TargetImage, mutant: Mutant | undefined): DeltaSource | undefined {
-  const current = managedContainersOf(view.containers, image.appId, image.serviceId).filter((c) =>
+  const current = view.managedContainersOf(image.appId, image.serviceId).filter((c) =>
     view.imagesById.has(c.imageId),
   );
   const running = current.find((c) => c.running) ?? current[0];
@@ -244,33 +246,37 @@ function deltaSourceFor(view: DeviceView, image: TargetImage, mutant: Mutant | u
     return { dockerImageId: running.imageId, name };
   }
   const sameService = newest(
-    view.rows.filter((r) => r.appId === image.appId && r.serviceId === image.serviceId && view.isAvailable(r)),
+    view.availableByService.get(`${image.appId}/${image.serviceId}`) ?? [],
   );
   const source =
     sameService ??
     (mutant === 'delta-from-other-service'
-      ? newest(view.rows.filter((r) => r.appId === image.appId && view.isAvailable(r)))
+      ? newest(view.availableByApp.get(image.appId) ?? [])
       : undefined);
   return source?.dockerImageId ? { dockerImageId: source.dockerImageId, name: source.name } : undefined;
 }
 
 function planSwitches(
-  containers: readonly Container[],
+  view: DeviceView,
   target: Target,
   satisfied: ReadonlyMap<string, string>,
   out: PlanStep[],
   mutant: Mutant | undefined,
 ): void {
-  const targetApps = new Set(target.services.map((s) => s.appId));
-  for (const appId of targetApps) {
-    const services = target.services.filter((s) => s.appId === appId);
+  const servicesByApp = new Map<number, TargetService[]>();
+  for (const s of target.services) {
+    const list = servicesByApp.get(s.appId);
+    if (list) list.push(s);
+    else servicesByApp.set(s.appId, [s]);
+  }
+  for (const [appId, services] of servicesByApp) {
     const appReady = services.every((s) => satisfied.has(rowKey(s)));
-    const locked = appLocked(containers, appId);
+    const locked = view.lockedApps.has(appId);
     for (const service of services) {
       const ready = mutant === 'kill-before-ready' ? satisfied.has(rowKey(service)) : appReady;
       const imageId = satisfied.get(rowKey(service));
       if (!ready || imageId === undefined) continue;
-      const current = managedContainersOf(containers, appId, service.serviceId);
+      const current = view.managedContainersOf(appId, service.serviceId);
       if (current.length === 0) {
         out.push({ kind: 'start', service, dockerImageId: imageId });
         continue;
@@ -282,26 +288,16 @@ function planSwitches(
     }
     if (locked) continue;
     const wanted = new Set(services.map((s) => s.serviceId));
-    for (const container of containers) {
-      if (container.service?.appId === appId && !wanted.has(container.service.serviceId)) {
+    for (const container of view.containersByApp.get(appId) ?? []) {
+      if (container.service && !wanted.has(container.service.serviceId)) {
         out.push({ kind: 'kill', container, reason: 'service dropped from the target' });
       }
     }
   }
-  for (const container of containers) {
-    const service = container.service;
-    if (service && !targetApps.has(service.appId) && !appLocked(containers, service.appId)) {
-      out.push({ kind: 'kill', container, reason: 'app dropped from the target' });
-    }
+  for (const [appId, containers] of view.containersByApp) {
+    if (servicesByApp.has(appId) || view.lockedApps.has(appId)) continue;
+    for (const container of containers) out.push({ kind: 'kill', container, reason: 'app dropped from the target' });
   }
-}
-
-function managedContainersOf(containers: readonly Container[], appId: number, serviceId: number): Container[] {
-  return containers.filter((c) => c.service?.appId === appId && c.service.serviceId === serviceId);
-}
-
-function appLocked(containers: readonly Container[], appId: number): boolean {
-  return containers.some((c) => c.service?.appId === appId && c.service.locked === true);
 }
 
 function removalReason(view: DeviceView, row: ImageRow): string {

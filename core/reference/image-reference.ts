@@ -62,7 +62,7 @@ const HEX_DIGEST_LENGTHS: Readonly<Record<string, number>> = { sha256: 64, sha38
  * Parsed references are immutable, and the planner asks about the same few hundred names on every
  * pass: a bounded cache keeps planning linear without re-running the grammar.
  */
-const CACHE_LIMIT = 10_000;
+const CACHE_LIMIT = 100_000;
 const cache = new Map<string, ImageReference>();
 
 /** Parses and normalises a reference. Throws KeeperError('INVALID_REFERENCE') on invalid input. */
