@@ -6,7 +6,7 @@ import { allReferences } from '../../core/model/engine-image.js';
 import type { TargetService } from '../../core/model/target.js';
 import type { ContainerControl } from '../../core/ports/container-control.js';
 import type { DiskUsage, Engine, ProgressListener, RemoveReferenceOutcome } from '../../core/ports/engine.js';
-import { parseReference } from '../../core/reference/image-reference.js';
+import { digestOf, parseReference, repositoryOf } from '../../core/reference/image-reference.js';
 import type { FakeRegistry, RegistryManifest } from './fake-registry.js';
 
 interface StoredImage {
@@ -270,12 +270,26 @@ export class FakeEngine implements Engine, ContainerControl {
     this.counters.removalAttempts.push(image.id);
     this.takeFault('remove', ref);
     const refs = allReferences(image);
-    if (refs.length > 1) {
-      image.repoTags = image.repoTags.filter((r) => r !== ref);
-      image.repoDigests = image.repoDigests.filter((r) => r !== ref);
-      return 'untagged';
+    if (!refs.includes(ref)) {
+      // By image ID: Docker deletes an image with a single reference and refuses one with several.
+      if (refs.length > 1) return 'untagged';
+      this.refuseIfUsed(image.id);
+      this.deleteImage(image.id);
+      return 'deleted';
     }
-    this.refuseIfUsed(image.id);
+    // Docker counts a tag plus its repository's digest references as ONE reference (moby
+    // isSingleReference): untagging an image's only reference is refused while a container uses it.
+    if (isSingleReference(refs)) this.refuseIfUsed(image.id);
+    image.repoTags = image.repoTags.filter((r) => r !== ref);
+    image.repoDigests = image.repoDigests.filter((r) => r !== ref);
+    if (digestOf(ref) === undefined) {
+      // A repository's last tag takes the digest references of that repository with it.
+      const repository = repositoryOf(ref);
+      if (!image.repoTags.some((t) => repositoryOf(t) === repository)) {
+        image.repoDigests = image.repoDigests.filter((d) => repositoryOf(d) !== repository);
+      }
+    }
+    if (allReferences(image).length > 0) return 'untagged';
     this.deleteImage(image.id);
     return 'deleted';
   }
@@ -421,6 +435,16 @@ function faultError(fault: FakeFault, ref: string): KeeperError {
     case 'source-missing':
       return new KeeperError('DELTA_FAILED', `delta for ${ref}: could not apply delta (source mismatch)`);
   }
+}
+
+/** moby's isSingleReference: one tag (or none) plus digest references of that same repository only. */
+function isSingleReference(refs: readonly string[]): boolean {
+  if (refs.length <= 1) return refs.length === 1;
+  const tags = refs.filter((r) => digestOf(r) === undefined);
+  if (tags.length > 1) return false;
+  const digestRepositories = new Set(refs.filter((r) => digestOf(r) !== undefined).map((r) => repositoryOf(r)));
+  const single = tags[0] ?? refs[0]!;
+  return digestRepositories.size === 1 && digestRepositories.has(repositoryOf(single));
 }
 
 function freeze(image: StoredImage | EngineImage): EngineImage {
