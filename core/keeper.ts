@@ -100,18 +100,22 @@ export class ImageKeeper {
         this.ctx.events.emit({ type: 'converged', passes: pass });
         return { passes: pass, stepsRun };
       }
-      this.ctx.events.emit({ type: 'pass', pass, steps: steps.map(describeStep) });
+      // Step descriptions cost string building on the hot path: only when someone listens.
+      const listening = this.ctx.events !== NO_EVENTS;
+      if (listening) this.ctx.events.emit({ type: 'pass', pass, steps: steps.map(describeStep) });
       for (const step of steps) {
-        const label = describeStep(step);
-        this.ctx.events.emit({ type: 'step', step: label, phase: 'start' });
+        const label = listening ? describeStep(step) : '';
+        if (listening) this.ctx.events.emit({ type: 'step', step: label, phase: 'start' });
         try {
           await this.execute(step);
           stepsRun++;
-          failures.delete(label);
-          this.ctx.events.emit({ type: 'step', step: label, phase: 'done' });
+          if (failures.size > 0) failures.delete(describeStep(step));
+          if (listening) this.ctx.events.emit({ type: 'step', step: label, phase: 'done' });
         } catch (error) {
           if (isPowerCut(error)) throw error;
+          const label = describeStep(step);
           this.ctx.events.emit({ type: 'step', step: label, phase: 'failed', error: (error as Error).message });
+          // Failures of the same step in consecutive passes; a success resets its count.
           const count = (failures.get(label) ?? 0) + 1;
           failures.set(label, count);
           // A refused removal (409) is retried on the next pass; anything else stops apply now.

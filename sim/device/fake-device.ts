@@ -3,6 +3,7 @@ import { ImageKeeper } from '../../core/keeper.js';
 import type { TargetImage } from '../../core/model/target.js';
 import type { Mutant } from '../../core/mutants.js';
 import type { EventSink, KeeperEvent } from '../../core/ports/event-sink.js';
+import { NO_EVENTS } from '../../core/ports/event-sink.js';
 import { FakeEngine } from '../../adapters/fake-engine/fake-engine.js';
 import { FakeRegistry } from '../../adapters/fake-engine/fake-registry.js';
 import { MemoryImageDb } from '../../adapters/memory/memory-image-db.js';
@@ -67,7 +68,8 @@ export class FakeDevice {
   }
 
   private makeKeeper(): ImageKeeper {
-    const events: EventSink = { emit: (e) => this.onEvent?.(e) };
+    const onEvent = this.onEvent;
+    const events: EventSink = onEvent ? { emit: onEvent } : NO_EVENTS;
     return new ImageKeeper({
       db: instrument(this.db, 'db', this.power),
       targets: instrument(this.db, 'db', this.power),

@@ -74,7 +74,14 @@ export class PowerController implements CrashPoints {
 
   private cut(where: string): KeeperError {
     this.cuts++;
-    return new KeeperError('POWER_CUT', `power cut ${where}`, { details: { where } });
+    // Cuts are frequent and their stack says nothing (the trace does): skip capturing one.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new KeeperError('POWER_CUT', `power cut ${where}`, { details: { where } });
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   }
 }
 

@@ -59,7 +59,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   const log = (line: string): void => {
     if (tracing) trace.push(sym(line));
   };
-  const device = new FakeDevice(scenario, { mutant: options.mutant, onEvent: (e) => traceEvent(e, log) });
+  const device = new FakeDevice(scenario, { mutant: options.mutant, onEvent: tracing ? (e) => traceEvent(e, log) : undefined });
   const monitor = new InvariantMonitor(device, (v) => log(`!! ${v}`));
   const power = device.power;
   for (const cut of options.cuts ?? []) power.arm(cut);
@@ -140,7 +140,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   });
 
   for (const step of scenario.steps) {
-    log(`> ${describeScenarioStep(step, sym)}`);
+    if (tracing) log(`> ${describeScenarioStep(step, sym)}`);
     switch (step.kind) {
       case 'apply': {
         const layersBefore = new Set(device.engine.durableState().layers.map((l) => l.digest));
