@@ -37,13 +37,7 @@ export async function removeRow(ctx: KeeperContext, row: ImageRow): Promise<void
   const mutant = ctx.config.mutant;
 
   if ((others.length > 0 && mutant !== 'delete-by-name') || usedByContainer) {
-    let remaining = allReferences(image).length;
-    for (const ref of own) {
-      if (remaining <= 1 && mutant !== 'untag-last-reference') break;
-      await ctx.engine.removeReference(ref);
-      remaining--;
-      ctx.crashPoints.reach('between-untag-and-delete', ref);
-    }
+    await untagKeepingImage(ctx, image, own);
     await ctx.db.deleteRow(row.id);
     ctx.crashPoints.reach('after-row-delete', row.name);
     return;
@@ -53,9 +47,11 @@ export async function removeRow(ctx: KeeperContext, row: ImageRow): Promise<void
     await ctx.db.deleteRow(row.id);
     ctx.crashPoints.reach('after-row-delete', row.name);
   }
-  // Only a tag nobody of ours owns marks an operator's claim on the image. Digest references are what
-  // pulls leave, also those of rows removed earlier (a cut can leave one behind): they do not count.
-  const foreign = image.repoTags.filter((ref) => !own.includes(ref));
+  // Only a tag in another repository marks an operator's claim on the image. Digest references, and
+  // tags of the row's own repository, are what pulls leave, also for rows removed earlier (a reference
+  // that could not be untagged safely, or a cut, leaves one behind): they do not count.
+  const repository = repositoryOf(row.name);
+  const foreign = image.repoTags.filter((ref) => !own.includes(ref) && repositoryOf(ref) !== repository);
   if (foreign.length === 0 || mutant === 'delete-by-name') {
     assert(
       mutant !== undefined || !containers.some((c) => c.imageId === dockerImageId),
@@ -65,15 +61,36 @@ export async function removeRow(ctx: KeeperContext, row: ImageRow): Promise<void
     await ctx.engine.removeImage(dockerImageId);
   } else {
     // An operator's tag: the image is theirs now; take back only our own references.
-    for (const ref of own) {
-      await ctx.engine.removeReference(ref);
-      ctx.crashPoints.reach('between-untag-and-delete', ref);
-    }
+    await untagKeepingImage(ctx, image, own);
   }
   ctx.crashPoints.reach('between-engine-delete-and-row-delete', row.name);
   if (mutant !== 'row-before-engine-delete') {
     await ctx.db.deleteRow(row.id);
     ctx.crashPoints.reach('after-row-delete', row.name);
+  }
+}
+
+/**
+ * Removes references while the image must stay. Docker deletes an image with its last reference, and
+ * counts one tag plus the digest references of its repository as a single reference (moby
+ * isSingleReference; removing a repository's last tag takes its digests along, and a used image's
+ * single reference is refused with 409). So a reference is removed only while the image keeps one in
+ * another repository; anything else stays, harmlessly, until the image itself goes.
+ */
+async function untagKeepingImage(ctx: KeeperContext, image: EngineImage, own: readonly string[]): Promise<void> {
+  let tags = [...image.repoTags];
+  let digests = [...image.repoDigests];
+  for (const ref of own) {
+    const repository = repositoryOf(ref);
+    const elsewhere = [...tags, ...digests].some((r) => repositoryOf(r) !== repository);
+    if (!elsewhere && ctx.config.mutant !== 'untag-last-reference') continue;
+    await ctx.engine.removeReference(ref);
+    ctx.crashPoints.reach('between-untag-and-delete', ref);
+    tags = tags.filter((t) => t !== ref);
+    digests = digests.filter((d) => d !== ref);
+    if (digestOf(ref) === undefined && !tags.some((t) => repositoryOf(t) === repository)) {
+      digests = digests.filter((d) => repositoryOf(d) !== repository);
+    }
   }
 }
 

@@ -36,8 +36,8 @@ export type HistoryEvent =
 /** Service slots: two services of app 1 (they may share an image), one of app 2. */
 export const SLOTS = [
   { appId: 1, serviceName: 'main', serviceId: 11, images: ['main1', 'main2', 'main3', 'mirror2'] },
-  { appId: 1, serviceName: 'side', serviceId: 12, images: ['main1', 'main2', 'worker1', 'twin1'] },
-  { appId: 2, serviceName: 'worker', serviceId: 21, images: ['worker1', 'worker2'] },
+  { appId: 1, serviceName: 'side', serviceId: 12, images: ['main1', 'main2', 'worker1', 'twin1', 'worker2'] },
+  { appId: 2, serviceName: 'worker', serviceId: 21, images: ['worker1', 'worker2', 'worker-stable'] },
 ] as const;
 export type Slot = 0 | 1 | 2;
 

@@ -41,6 +41,8 @@ export const UNIVERSE: readonly UniverseImage[] = [
   img('twin1', 'app/twin', [base, lib, layer('main1', 30_000)], 'twin1', 'main1'),
   img('worker1', 'app/worker', [base, layer('worker1', 20_000)]),
   img('worker2', 'app/worker', [base, layer('worker2', 25_000)]),
+  // The same manifest as worker2, referenced by tag: rows named by tag and by digest share one image.
+  { ...img('worker-stable', 'app/worker', [base, layer('worker2', 25_000)], 'worker2', 'worker2'), name: `${REGISTRY}/app/worker:stable` },
   img('dep1', 'dep/sensor', [layer('dep-base', 300_000), layer('dep1', 10_000)]),
   img('dep2', 'dep/sensor', [layer('dep-base', 300_000), layer('dep2', 12_000)]),
   // Foreign images: never managed by image-keeper.
@@ -56,15 +58,15 @@ export function universeImage(symbol: string): UniverseImage {
 }
 
 export function registryOf(images: readonly UniverseImage[]): RegistryImage[] {
-  const seen = new Set<string>();
-  const out: RegistryImage[] = [];
+  const byKey = new Map<string, { repository: string; digest: string; imageId: string; layers: readonly Layer[]; tags: string[] }>();
   for (const i of images) {
     const key = `${i.repository}@${i.digest}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    out.push({ repository: i.repository, digest: i.digest, imageId: i.id, layers: i.layers, tags: [] });
+    const entry = byKey.get(key) ?? { repository: i.repository, digest: i.digest, imageId: i.id, layers: i.layers, tags: [] };
+    byKey.set(key, entry);
+    // A tag alias: the registry also serves this manifest under the tag.
+    if (!i.name.includes('@')) entry.tags.push(i.name.slice(i.name.lastIndexOf(':') + 1));
   }
-  return out;
+  return [...byKey.values()];
 }
 
 export function engineImageOf(i: UniverseImage): EngineImage {

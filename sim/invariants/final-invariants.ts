@@ -1,9 +1,8 @@
 import { isDangling } from '../../core/model/engine-image.js';
-import { digestOf } from '../../core/reference/image-reference.js';
 import type { FakeDevice } from '../device/fake-device.js';
 import type { CompiledScenario } from '../scenario/compiled-scenario.js';
 import type { DeviceSnapshot } from './invariants.js';
-import { d1DiskAfterConvergence, l1Converged, whyNeeded } from './invariants.js';
+import { d1DiskAfterConvergence, l1Converged, manifestFor, whyNeeded } from './invariants.js';
 
 /**
  * The end-of-run invariants (L1, D1) for a run that converged (B1 is checked per apply by the runner). Bounds are computed from the
@@ -34,8 +33,7 @@ export function checkFinalInvariants(scenario: CompiledScenario, device: FakeDev
   }
   if (initial.target) for (const t of [...initial.target.services, ...initial.target.dependent]) names.add(t.name);
   for (const name of names) {
-    const digest = digestOf(name);
-    const manifest = scenario.registry.find((m) => m.digest === digest);
+    const manifest = manifestFor(scenario.registry, name);
     for (const l of manifest?.layers ?? []) targeted.set(l.digest, l.size);
   }
   const all = new Map([...present, ...targeted]);

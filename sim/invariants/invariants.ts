@@ -4,7 +4,7 @@ import { isDangling } from '../../core/model/engine-image.js';
 import type { ImageRow } from '../../core/model/image-row.js';
 import { rowKey } from '../../core/model/image-row.js';
 import type { Target, TargetImage } from '../../core/model/target.js';
-import { digestOf } from '../../core/reference/image-reference.js';
+import { digestOf, repositoryOf } from '../../core/reference/image-reference.js';
 
 /**
  * THE INVARIANTS, all in one place. Each is a named function over plain state, written independently
@@ -158,12 +158,23 @@ export function b1MissingBytes(
   }
   const missing = new Map<string, number>();
   for (const t of targets.flatMap(targetImagesOf)) {
-    const digest = digestOf(t.name);
-    for (const l of registry.find((m) => m.digest === digest)?.layers ?? []) {
+    for (const l of manifestFor(registry, t.name)?.layers ?? []) {
       if (!presentLayers.has(l.digest) || freed.has(l.digest)) missing.set(l.digest, l.size);
     }
   }
   return [...missing.values()].reduce((a, b) => a + b, 0);
+}
+
+/** The registry manifest a reference resolves to: by digest, or by repository and tag. */
+export function manifestFor<M extends { readonly digest: string; readonly repository?: string; readonly tags?: readonly string[] }>(
+  registry: readonly M[],
+  name: string,
+): M | undefined {
+  const digest = digestOf(name);
+  if (digest !== undefined) return registry.find((m) => m.digest === digest);
+  const repository = repositoryOf(name);
+  const tag = name.slice(name.lastIndexOf(':') + 1);
+  return registry.find((m) => m.repository === repository && (m.tags ?? []).includes(tag));
 }
 
 /** B1: an image whose digest is already on the engine is never downloaded again. */

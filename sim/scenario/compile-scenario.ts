@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 
 import { KeeperError, isKeeperError } from '../../core/errors.js';
+import { isMutant } from '../../core/mutants.js';
 import type { Container } from '../../core/model/container.js';
 import type { EngineImage, Layer } from '../../core/model/engine-image.js';
 import type { ImageRow } from '../../core/model/image-row.js';
@@ -138,6 +139,7 @@ class Compiler {
     const initial = this.initial(spec);
     const steps = (spec.steps ?? []).flatMap((step, i) => this.step(step, ['steps', i]) ?? []);
     const expect = this.expectations(spec.expect ?? {});
+    const catches = this.catches(spec.catches);
     this.checkServiceIds();
     if (this.problems.length > 0) throw scenarioError(this.options.file, this.problems);
 
@@ -145,6 +147,9 @@ class Compiler {
       name: spec.name,
       description: spec.description ?? '',
       ...(spec.source !== undefined ? { source: spec.source } : {}),
+      ...(spec.id !== undefined ? { id: spec.id } : {}),
+      ...(spec.faultClass !== undefined ? { faultClass: spec.faultClass } : {}),
+      ...(catches !== undefined ? { catches } : {}),
       config,
       registry,
       initial,
@@ -156,6 +161,18 @@ class Compiler {
 
   private problem(path: JsonPath, message: string, atKey = false): void {
     this.problems.push(locate(this.parsed, path, message, atKey));
+  }
+
+  /** `catches` must name mutants of core/mutants.ts, each once. */
+  private catches(names: readonly string[] | undefined): string[] | undefined {
+    if (names === undefined) return undefined;
+    const seen = new Set<string>();
+    names.forEach((mutant, i) => {
+      if (!isMutant(mutant)) this.problem(['catches', i], `unknown mutant '${mutant}' (see core/mutants.ts)`);
+      else if (seen.has(mutant)) this.problem(['catches', i], `mutant '${mutant}' is listed twice`);
+      seen.add(mutant);
+    });
+    return [...names];
   }
 
   // ---- symbol tables ----

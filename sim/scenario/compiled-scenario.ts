@@ -16,6 +16,10 @@ export interface CompiledScenario {
   readonly description: string;
   /** Public source of a field failure, if any. */
   readonly source?: string;
+  /** Field-failure library: the incident's id (`FB-01`), its fault class, and the mutants (core/mutants.ts) it must fail under. */
+  readonly id?: string;
+  readonly faultClass?: string;
+  readonly catches?: readonly string[];
   readonly config: ScenarioConfig;
   /** What the fake registry serves. */
   readonly registry: readonly RegistryImage[];

@@ -161,7 +161,8 @@ export const stepSchema = z.preprocess(
       .strictObject({
         op: z.enum(ENGINE_FAULT_OPS),
         error: z.enum(ENGINE_FAULT_ERRORS),
-        times: z.number().int().positive().optional(),
+        /** 0: from now on (a persistent fault, like a broken layer store). */
+        times: count.optional(),
         image: name.optional(),
       })
       .optional(),
@@ -207,6 +208,10 @@ export const scenarioSchema = z.strictObject({
   name,
   description: z.string().optional(),
   source: name.optional(),
+  /** Field-failure library metadata: the incident's id, its fault class, the mutants it must catch. */
+  id: name.optional(),
+  faultClass: name.optional(),
+  catches: z.array(name).optional(),
   config: configSchema.optional(),
   layers: z.record(z.string(), count).optional(),
   images: z.record(z.string(), imageSchema).optional(),

@@ -70,6 +70,9 @@ class ScenarioWriter {
     const doc: Record<string, Plain> = { name: c.name };
     if (c.description !== '') doc['description'] = c.description;
     if (c.source !== undefined) doc['source'] = c.source;
+    if (c.id !== undefined) doc['id'] = c.id;
+    if (c.faultClass !== undefined) doc['faultClass'] = c.faultClass;
+    if (c.catches !== undefined) doc['catches'] = [...c.catches];
     const config = this.config();
     if (Object.keys(config).length > 0) doc['config'] = config;
     if (Object.keys(this.layersOut).length > 0) doc['layers'] = this.layersOut;
