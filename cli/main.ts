@@ -48,6 +48,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--workers <n>', 'fork n worker processes, one shard each')
     .option('--mutant <name>', 'test only: run with one deliberately broken behaviour')
     .option('--save-failures <dir>', 'where failing histories are written as scenario files', 'sim-failures')
+    .option('--db <kind>', "the device's image table: memory (default) or sqljs (cuts also inside DB persistence)")
     .option('--json', 'print the totals as one JSON line')
     .action(async (paths: string[], options: Record<string, string | boolean>) => {
       setExit(await simCommand(paths, options, io));

@@ -26,6 +26,7 @@ export interface SimOptions {
   readonly mutant?: string;
   readonly saveFailures?: string;
   readonly json?: boolean;
+  readonly db?: string;
 }
 
 /** What one process explored; workers send it to the parent as JSON. */
@@ -53,6 +54,7 @@ export async function simCommand(paths: readonly string[], options: SimOptions, 
   const seed = options.seed !== undefined ? integer(options.seed, '--seed') : Date.now() % 2 ** 31;
   const workers = options.workers !== undefined ? integer(options.workers, '--workers') : 1;
   const shard = options.shard !== undefined ? parseShard(options.shard) : undefined;
+  const persistence = parsePersistence(options.db);
   if (workers > 1 && shard === undefined) return runWorkers(workers, seed, io, options.json ?? false);
 
   const started = performance.now();
@@ -66,7 +68,7 @@ export async function simCommand(paths: readonly string[], options: SimOptions, 
   for (const path of paths) scenarios.push(...(await loadScenarios(path)));
   for (const scenario of scenarios) {
     totals.scenarios++;
-    const report = await sweep(scenario, { pairs: (options.exhaustive ?? false) && (options.pairs ?? false), mutant, ...(shard ? { shard } : {}), stopOnFailure: true, ...(options.exhaustive ? {} : { onlyBaseline: true }) });
+    const report = await sweep(scenario, { pairs: (options.exhaustive ?? false) && (options.pairs ?? false), mutant, persistence, ...(shard ? { shard } : {}), stopOnFailure: true, ...(options.exhaustive ? {} : { onlyBaseline: true }) });
     totals.crashStates += report.crashStates;
     totals.checks += report.checks;
     addHits(report.hits);
@@ -90,6 +92,7 @@ export async function simCommand(paths: readonly string[], options: SimOptions, 
       seed: batchSeed,
       runs: batchRuns,
       mutant,
+      persistence,
       ...(options.path !== undefined ? { path: options.path } : {}),
       ...(deadline !== undefined ? { timeLimitMs: Math.max(1000, deadline - performance.now()) } : {}),
     });
@@ -196,6 +199,11 @@ function parseMutant(value: string | undefined): Mutant | undefined {
   if (value === undefined) return undefined;
   if (!isMutant(value)) throw new KeeperError('USAGE', `unknown mutant '${value}'; known: ${Object.keys(MUTANTS).join(', ')}`);
   return value;
+}
+
+function parsePersistence(value: string | undefined): 'memory' | 'sqljs' {
+  if (value === undefined || value === 'memory' || value === 'sqljs') return value ?? 'memory';
+  throw new KeeperError('USAGE', `--db wants memory or sqljs, got '${value}'`);
 }
 
 function parseShard(value: string): { index: number; count: number } {

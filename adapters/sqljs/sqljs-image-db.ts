@@ -202,6 +202,16 @@ export class SqlJsStateDb implements ImageDb, TargetStore {
     });
   }
 
+  /**
+   * Rows and target as this instance holds them in memory, synchronously: for the simulator's invariant
+   * checks, which run between two port calls and must not queue behind them. Not part of the port.
+   */
+  peek(): { readonly rows: ImageRow[]; readonly target: Target | null } {
+    const rows = selectRows(this.db, `SELECT ${ROW_COLUMNS} FROM image ORDER BY id`);
+    const json = this.db.exec('SELECT json FROM target WHERE id = 1')[0]?.values[0]?.[0];
+    return { rows, target: json === undefined ? null : parseTarget(json, this.path) };
+  }
+
   /** The PRAGMAs the adapter sets, as SQLite reports them now (for tests and diagnostics). */
   readPragmas(): Record<keyof typeof PRAGMAS, number> {
     return readPragmaValues(this.db);

@@ -25,7 +25,7 @@ export class PowerController implements CrashPoints {
   /** Called before every port call, with its label and arguments (the invariant checker hooks here). */
   beforeCall: ((label: string, args: readonly unknown[]) => void) | undefined;
   /** Called after every port call that ran, also when it failed (`result` is then undefined). */
-  afterCall: ((label: string, args: readonly unknown[], result: unknown) => void) | undefined;
+  afterCall: ((label: string, args: readonly unknown[], result: unknown, ok: boolean) => void) | undefined;
   cuts = 0;
   /** Whether the device resumes its target after the last cut (see ArmedCut.resume). */
   lastCutResumes = true;
@@ -100,11 +100,13 @@ export function instrument<T extends object>(port: T, name: string, power: Power
         power.tick(label);
         power.beforeCall?.(label, args);
         let result: unknown;
+        let ok = false;
         try {
           result = await fn.apply(target, args);
+          ok = true;
           return result;
         } finally {
-          power.afterCall?.(label, args, result);
+          power.afterCall?.(label, args, result, ok);
         }
       };
     },

@@ -1,4 +1,5 @@
 import type { Mutant } from '../../core/mutants.js';
+import type { Persistence } from '../device/fake-device.js';
 import type { RunResult } from '../runner/run-scenario.js';
 import { runScenario } from '../runner/run-scenario.js';
 import type { CompiledScenario } from '../scenario/compiled-scenario.js';
@@ -13,6 +14,7 @@ export interface SweepOptions {
   readonly stopOnFailure?: boolean;
   /** Only the run without cuts (the scenario as written). */
   readonly onlyBaseline?: boolean;
+  readonly persistence?: Persistence;
 }
 
 export interface SweepFailure {
@@ -36,7 +38,7 @@ export interface SweepReport {
  * Each crash state is a full run with all invariants and expectations checked.
  */
 export async function sweep(scenario: CompiledScenario, options: SweepOptions): Promise<SweepReport> {
-  const baseline = await runScenario(scenario, { mutant: options.mutant });
+  const baseline = await runScenario(scenario, { mutant: options.mutant, persistence: options.persistence ?? 'memory' });
   const failures: SweepFailure[] = [];
   let crashStates = 0;
   let checks = 0;
@@ -48,11 +50,11 @@ export async function sweep(scenario: CompiledScenario, options: SweepOptions): 
     return take;
   };
   const visit = async (cuts: number[]): Promise<RunResult> => {
-    const result = await runScenario(scenario, { mutant: options.mutant, cutAtCalls: cuts, trace: false, checkBudgets: false });
+    const result = await runScenario(scenario, { mutant: options.mutant, persistence: options.persistence ?? 'memory', cutAtCalls: cuts, trace: false, checkBudgets: false });
     crashStates++;
     checks += result.checks;
     for (const [point, n] of result.hits) hits.set(point, (hits.get(point) ?? 0) + n);
-    if (!result.ok) failures.push({ cutAtCalls: cuts, result: await runScenario(scenario, { mutant: options.mutant, cutAtCalls: cuts, checkBudgets: false }) });
+    if (!result.ok) failures.push({ cutAtCalls: cuts, result: await runScenario(scenario, { mutant: options.mutant, persistence: options.persistence ?? 'memory', cutAtCalls: cuts, checkBudgets: false }) });
     return result;
   };
   if (!baseline.ok) failures.push({ cutAtCalls: [], result: baseline });
@@ -64,7 +66,7 @@ export async function sweep(scenario: CompiledScenario, options: SweepOptions): 
     if (mine()) single = await visit([k]);
     if (!options.pairs) continue;
     // The recovery after a cut at k runs from call k to the end of that run.
-    const total = single?.portCalls ?? (await runScenario(scenario, { mutant: options.mutant, cutAtCalls: [k], trace: false })).portCalls;
+    const total = single?.portCalls ?? (await runScenario(scenario, { mutant: options.mutant, persistence: options.persistence ?? 'memory', cutAtCalls: [k], trace: false })).portCalls;
     for (let j = 1; j < total - k + 1; j++) {
       if (options.stopOnFailure && failures.length > 0) break;
       if (mine()) await visit([k, k + j]);

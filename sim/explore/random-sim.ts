@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import type { Mutant } from '../../core/mutants.js';
+import type { Persistence } from '../device/fake-device.js';
 import { runScenario } from '../runner/run-scenario.js';
 import type { History } from './history.js';
 import { compileHistory, historyArb } from './history.js';
@@ -12,6 +13,8 @@ export interface RandomSimOptions {
   readonly mutant?: Mutant | undefined;
   /** Replays one counterexample: the `path` fast-check printed with the seed. */
   readonly path?: string | undefined;
+  /** 'sqljs': the device keeps its table in the real sql.js adapter over the crash-model file system. */
+  readonly persistence?: Persistence;
 }
 
 export interface RandomSimReport {
@@ -41,7 +44,7 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
   let checks = 0;
   const hits = new Map<string, number>();
   const property = fc.asyncProperty(historyArb, async (history) => {
-    const result = await runScenario(compileHistory(history), { mutant: options.mutant, cutAtCalls: history.cutAtCalls, allowUnreachedCuts: true, trace: false });
+    const result = await runScenario(compileHistory(history), { mutant: options.mutant, cutAtCalls: history.cutAtCalls, allowUnreachedCuts: true, trace: false, persistence: options.persistence ?? 'memory' });
     portCalls += result.portCalls;
     cuts += result.cuts;
     checks += result.checks;
@@ -58,7 +61,7 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
   const base = { seed: options.seed, runs: details.numRuns, ms, portCalls, cuts, checks, hits };
   if (!details.failed || !details.counterexample) return { ...base, failed: false };
   const [counterexample] = details.counterexample;
-  const replay = await runScenario(compileHistory(counterexample), { mutant: options.mutant, cutAtCalls: counterexample.cutAtCalls, allowUnreachedCuts: true });
+  const replay = await runScenario(compileHistory(counterexample), { mutant: options.mutant, cutAtCalls: counterexample.cutAtCalls, allowUnreachedCuts: true, persistence: options.persistence ?? 'memory' });
   return {
     ...base,
     failed: true,

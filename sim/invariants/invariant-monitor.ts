@@ -3,8 +3,10 @@ import type { EngineImage } from '../../core/model/engine-image.js';
 import type { NewImageRow } from '../../core/model/image-row.js';
 import type { Target } from '../../core/model/target.js';
 import type { FakeDevice } from '../device/fake-device.js';
-import type { DeviceSnapshot } from './invariants.js';
+import type { DbContents, DeviceSnapshot } from './invariants.js';
 import { b1NoSecondDownload, dt1OldImageGoneBeforePull, k1KillOnlyWhenReady, s4DeltaSourceOfSameService, s5OnlyManagedDeleted, u1NothingRemovedWithoutTarget, s1NoNeededImageDeleted, s2DeletedOnlyWhenUnreferenced, s3RowIdExists } from './invariants.js';
+
+const DB_MUTATIONS = new Set(['db.insertRow', 'db.setDockerImageId', 'db.deleteRow', 'db.writeTarget']);
 
 /**
  * Checks the safety invariants (S1-S5, K1, U1, DT1, B1's no-second-download) around every port call of a fake device, from the
@@ -26,12 +28,13 @@ export class InvariantMonitor {
     private readonly onViolation?: (message: string) => void,
   ) {
     device.power.beforeCall = (label, args) => this.beforeCall(label, args);
-    device.power.afterCall = (label, args) => this.afterCall(label, args);
+    device.power.afterCall = (label, args, _result, ok) => this.afterCall(label, args, ok);
   }
 
   /** A restart loses every in-flight delta. */
   onBoot(): void {
     this.deltaSources.clear();
+    this.dbBeforeMutation = undefined;
     this.applying = null;
     this.applyingIntermediate = false;
   }
@@ -50,7 +53,11 @@ export class InvariantMonitor {
     this.onViolation?.(message);
   }
 
+  /** The DB's contents before the mutation in flight (the "before" of P1). */
+  dbBeforeMutation: DbContents | undefined;
+
   private beforeCall(label: string, args: readonly unknown[]): void {
+    if (DB_MUTATIONS.has(label)) this.dbBeforeMutation = structuredClone(this.device.db.peek());
     switch (label) {
       case 'engine.pullDelta': {
         this.deltaSources.add(args[1] as string);
@@ -94,7 +101,9 @@ export class InvariantMonitor {
     }
   }
 
-  private afterCall(label: string, args: readonly unknown[]): void {
+  private afterCall(label: string, args: readonly unknown[], ok: boolean): void {
+    // A mutation cut short keeps its "before" for P1; one that completed is durable.
+    if (DB_MUTATIONS.has(label) && ok) this.dbBeforeMutation = undefined;
     if (label === 'engine.pullDelta') this.deltaSources.delete(args[1] as string);
     if ((label === 'engine.removeImage' || label === 'engine.removeReference') && this.before) {
       const now = new Set(this.device.engine.peek().images.map((i) => i.id));

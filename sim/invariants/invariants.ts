@@ -241,3 +241,17 @@ export function dt1OldImageGoneBeforePull(state: DeviceSnapshot, ref: string): s
   }
   return undefined;
 }
+
+/** What a DB holds, for comparing states across a power cut. */
+export interface DbContents {
+  readonly rows: readonly ImageRow[];
+  readonly target: Target | null;
+}
+
+/** P1: after a power cut inside persistence the DB opens to the state before or after the interrupted commit. */
+export function p1DbOpensToBeforeOrAfter(before: DbContents, after: DbContents, reopened: DbContents): string | undefined {
+  const key = (c: DbContents): string => JSON.stringify({ rows: c.rows, target: c.target });
+  const got = key(reopened);
+  if (got === key(before) || got === key(after)) return undefined;
+  return `P1: after the cut the DB opened with ${reopened.rows.length} rows, neither the state before (${before.rows.length} rows) nor after (${after.rows.length} rows) the interrupted commit`;
+}

@@ -3,11 +3,12 @@ import { isDangling } from '../../core/model/engine-image.js';
 import { describeStep } from '../../core/model/plan-step.js';
 import type { Mutant } from '../../core/mutants.js';
 import type { KeeperEvent } from '../../core/ports/event-sink.js';
+import type { Persistence } from '../device/fake-device.js';
 import { FakeDevice } from '../device/fake-device.js';
 import type { ArmedCut } from '../device/power-controller.js';
 import { InvariantMonitor } from '../invariants/invariant-monitor.js';
 import { checkFinalInvariants } from '../invariants/final-invariants.js';
-import { b1Bandwidth, b1MissingBytes, r1NoPendingRowsAfterStartup, s2RowsPointToImages } from '../invariants/invariants.js';
+import { b1Bandwidth, b1MissingBytes, p1DbOpensToBeforeOrAfter, r1NoPendingRowsAfterStartup, s2RowsPointToImages } from '../invariants/invariants.js';
 import type { CompiledScenario, ScenarioStep } from '../scenario/compiled-scenario.js';
 import { makeSymbolizer } from './symbolizer.js';
 
@@ -18,6 +19,8 @@ export interface RunOptions {
   readonly cutAtCalls?: readonly number[];
   /** Power cuts the device survives before the run gives up (recovery itself can be cut). */
   readonly maxCuts?: number;
+  /** Where the device keeps its image table; 'sqljs' also cuts power inside DB persistence. */
+  readonly persistence?: Persistence;
   /** Generated histories may arm cuts the run never reaches; a scenario file may not (default false). */
   readonly allowUnreachedCuts?: boolean;
   /**
@@ -59,7 +62,11 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   const log = (line: string): void => {
     if (tracing) trace.push(sym(line));
   };
-  const device = new FakeDevice(scenario, { mutant: options.mutant, onEvent: tracing ? (e) => traceEvent(e, log) : undefined });
+  const device = await FakeDevice.create(scenario, {
+    mutant: options.mutant,
+    onEvent: tracing ? (e) => traceEvent(e, log) : undefined,
+    persistence: options.persistence ?? 'memory',
+  });
   const monitor = new InvariantMonitor(device, (v) => log(`!! ${v}`));
   const power = device.power;
   for (const cut of options.cuts ?? []) power.arm(cut);
@@ -70,8 +77,8 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   const alwaysPresent = new Set(scenario.expect.alwaysPresent);
   if (alwaysPresent.size > 0) {
     const previous = power.afterCall;
-    power.afterCall = (label, args, result) => {
-      previous?.(label, args, result);
+    power.afterCall = (label, args, result, ok) => {
+      previous?.(label, args, result, ok);
       const ids = new Set(device.engine.peek().images.map((i) => i.id));
       for (const id of alwaysPresent) {
         if (!ids.has(id)) {
@@ -105,7 +112,26 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         failures.push(`more than ${maxCuts} power cuts: gave up`);
         return;
       }
-      const keeper = device.boot();
+      // What the DB held when power went, and before the commit in flight (P1 compares both).
+      const atCut = device.fs ? structuredClone(device.db.peek()) : undefined;
+      const beforeCommit = monitor.dbBeforeMutation ?? atCut;
+      let keeper: Awaited<ReturnType<FakeDevice['boot']>>;
+      try {
+        keeper = await device.boot();
+      } catch (error) {
+        if (isPowerCut(error)) continue;
+        const problem = `P1: after the cut the DB does not open: ${(error as Error).message}`;
+        log(`!! ${problem}`);
+        failures.push(problem);
+        return;
+      }
+      if (atCut && beforeCommit) {
+        const p1 = p1DbOpensToBeforeOrAfter(beforeCommit, atCut, device.db.peek());
+        if (p1) {
+          log(`!! ${p1}`);
+          failures.push(p1);
+        }
+      }
       monitor.onBoot();
       const resume = power.lastCutResumes;
       log(`-- restart #${device.boots}${resume ? '' : ' (startup cleanup only; the next target comes from the next step)'}`);
@@ -132,7 +158,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
 
   log(`== ${scenario.name}${options.mutant ? ` [mutant ${options.mutant}]` : ''}`);
   await guarded('boot', async () => {
-    const keeper = device.boot();
+    const keeper = await device.boot();
     monitor.onBoot();
     await keeper.startup();
     afterStartup();
@@ -176,7 +202,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
       }
       case 'restart':
         await guarded('restart', async () => {
-          const keeper = device.boot();
+          const keeper = await device.boot();
           monitor.onBoot();
           await keeper.startup();
           afterStartup();
@@ -209,9 +235,9 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         device.engine.addContainer(step.container);
         break;
       case 'wipe-db':
-        device.wipeDb();
+        await device.wipeDb();
         await guarded('restart', async () => {
-          const keeper = device.boot();
+          const keeper = await device.boot();
           monitor.onBoot();
           await keeper.startup();
           afterStartup();
@@ -261,7 +287,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   // ---- expectations ----
   const expect = scenario.expect;
   const engineState = device.engine.durableState();
-  const dbState = device.db.durableState();
+  const dbState = device.db.peek();
   const present = new Set(engineState.images.map((i) => i.id));
   for (const id of expect.present) if (!present.has(id)) failures.push(sym(`expected image ${id} to be present`));
   for (const id of expect.absent) if (present.has(id)) failures.push(sym(`expected image ${id} to be absent`));
