@@ -90,12 +90,16 @@ export class PowerController implements CrashPoints {
  * invariant checker can look at. Properties pass through untouched.
  */
 export function instrument<T extends object>(port: T, name: string, power: PowerController): T {
+  // One wrapper per method, made on first use: the hot path allocates no closures.
+  const wrappers = new Map<string, (...args: unknown[]) => Promise<unknown>>();
   return new Proxy(port, {
     get(target, prop, receiver) {
       const value: unknown = Reflect.get(target, prop, receiver);
       if (typeof value !== 'function' || typeof prop !== 'string') return value;
+      const cached = wrappers.get(prop);
+      if (cached) return cached;
       const fn = value as (...args: unknown[]) => unknown;
-      return async (...args: unknown[]) => {
+      const wrapper = async (...args: unknown[]): Promise<unknown> => {
         const label = `${name}.${prop}`;
         power.tick(label);
         power.beforeCall?.(label, args);
@@ -109,6 +113,8 @@ export function instrument<T extends object>(port: T, name: string, power: Power
           power.afterCall?.(label, args, result, ok);
         }
       };
+      wrappers.set(prop, wrapper);
+      return wrapper;
     },
   });
 }

@@ -57,7 +57,8 @@ export class InvariantMonitor {
   dbBeforeMutation: DbContents | undefined;
 
   private beforeCall(label: string, args: readonly unknown[]): void {
-    if (DB_MUTATIONS.has(label)) this.dbBeforeMutation = structuredClone(this.device.db.peek());
+    // Only a DB that can tear (sql.js over the crash-model file system) needs the "before" of P1.
+    if (this.device.fs && DB_MUTATIONS.has(label)) this.dbBeforeMutation = structuredClone(this.device.db.peek());
     switch (label) {
       case 'engine.pullDelta': {
         this.deltaSources.add(args[1] as string);
