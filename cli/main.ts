@@ -3,9 +3,18 @@ import { isKeeperError } from '../core/errors.js';
 import type { KeeperErrorCode } from '../core/errors.js';
 import type { CliIo } from './cli-io.js';
 import { PROCESS_IO } from './cli-io.js';
+import type { ApplyFlags } from './apply-command.js';
+import { applyCommand } from './apply-command.js';
+import { captureCommand } from './capture-command.js';
+import type { CleanupFlags } from './cleanup-command.js';
+import { cleanupCommand } from './cleanup-command.js';
+import type { DeviceFlags } from './device-options.js';
+import { withDeviceFlags } from './device-options.js';
 import { EXIT } from './exit-codes.js';
 import { runCommand } from './run-command.js';
 import { simCommand } from './sim-command.js';
+import type { StatusFlags } from './status-command.js';
+import { statusCommand } from './status-command.js';
 
 const BAD_INPUT: readonly KeeperErrorCode[] = ['INVALID_SCENARIO', 'INVALID_TARGET', 'INVALID_REFERENCE', 'USAGE', 'DB_CORRUPT'];
 
@@ -23,6 +32,38 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .description('Keeps a device\'s container images: crash-safe pulls, reference counting, both cleanups.')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+
+  withDeviceFlags(program.command('apply'))
+    .description('on a device: startup cleanup, converge the engine\'s images to the target, idle cleanup; exit 0 when converged')
+    .argument('[target]', 'target-state JSON (balena v3/v2 or image-keeper\'s own format); without it, the persisted target (what a restart does)')
+    .option('--recover-db', 'if the state DB is corrupt, move it aside (<db>.corrupt-<time>) and start empty: images on the engine are adopted by digest')
+    .option('--pull-timeout <seconds>', 'cut a pull whose stream stays silent this long (default 300); it is retried')
+    .option('--json', 'JSON lines even on a terminal (the default when stdout is not a terminal)')
+    .action(async (target: string | undefined, options: ApplyFlags) => {
+      setExit(await applyCommand(target, options, io));
+    });
+
+  withDeviceFlags(program.command('status'))
+    .description('on a device, read-only: rows, engine images and why each is needed, containers, the planner\'s next steps, disk use')
+    .option('--json', 'one JSON object instead of text')
+    .action(async (options: StatusFlags) => {
+      setExit(await statusCommand(options, io));
+    });
+
+  withDeviceFlags(program.command('cleanup'))
+    .description('on a device: startup cleanup and idle cleanup only, printing what was removed and why')
+    .option('--dry-run', 'print what would be removed and why; change nothing')
+    .option('--recover-db', 'if the state DB is corrupt, move it aside and start empty (see apply --help)')
+    .action(async (options: CleanupFlags) => {
+      setExit(await cleanupCommand(options, io));
+    });
+
+  withDeviceFlags(program.command('capture'))
+    .description('on a device, read-only: write its rows, engine images, containers and persisted target as a scenario that `run` replays on the fakes')
+    .argument('<out>', 'scenario file to write (YAML)')
+    .action(async (out: string, options: DeviceFlags) => {
+      setExit(await captureCommand(out, options, io));
+    });
 
   program
     .command('run')
@@ -45,7 +86,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--path <path>', 'replay one counterexample: the path printed with its seed')
     .option('--minutes <m>', 'keep generating random histories for this long')
     .option('--shard <i/n>', 'take shard i of n (deterministic split of crash states and seeds)')
-    .option('--workers <n>', 'fork n worker processes, one shard each')
+    .option('--workers <n>', 'fork n worker processes, one shard each (default: one per core)')
     .option('--mutant <name>', 'test only: run with one deliberately broken behaviour')
     .option('--save-failures <dir>', 'where failing histories are written as scenario files', 'sim-failures')
     .option('--db <kind>', "the device's image table: memory (default) or sqljs (cuts also inside DB persistence)")

@@ -1,5 +1,6 @@
 import { fork } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { KeeperError } from '../core/errors.js';
 import type { Mutant } from '../core/mutants.js';
@@ -52,7 +53,9 @@ const COVERAGE_MIN_HISTORIES = 100;
 export async function simCommand(paths: readonly string[], options: SimOptions, io: CliIo): Promise<number> {
   const mutant = parseMutant(options.mutant);
   const seed = options.seed !== undefined ? integer(options.seed, '--seed') : Date.now() % 2 ** 31;
-  const workers = options.workers !== undefined ? integer(options.workers, '--workers') : 1;
+  // Every core by default (the simulator is single-threaded JS); a replay of one path is one process.
+  const workers =
+    options.workers !== undefined ? integer(options.workers, '--workers') : options.path !== undefined ? 1 : availableParallelism();
   const shard = options.shard !== undefined ? parseShard(options.shard) : undefined;
   const persistence = parsePersistence(options.db);
   if (workers > 1 && shard === undefined) return runWorkers(workers, seed, io, options.json ?? false);
