@@ -116,5 +116,10 @@ export async function main(argv: readonly string[], io: CliIo = PROCESS_IO): Pro
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\/cli\//, '/cli/'));
 if (invokedDirectly) {
+  // A reader that went away (`| head`) is not an error of ours.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
   process.exitCode = await main(process.argv.slice(2));
 }
