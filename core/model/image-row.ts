@@ -1,18 +1,12 @@
+import type { TargetImage } from './target.js';
+
 /**
  * A row of the image table. One row per (name, appId, serviceId, commit): the same engine image can be
  * referenced by many rows (services sharing an image, a digest kept across releases), so the engine image
  * is deleted only when no row references its sha256 ID any more.
  */
-export interface ImageRow {
+export interface ImageRow extends TargetImage {
   readonly id: number;
-  /** Normalised reference; with a digest when the target gave one (`reg/repo@sha256:...`). */
-  readonly name: string;
-  readonly appId: number;
-  readonly serviceId: number;
-  readonly serviceName: string;
-  readonly imageId: number;
-  readonly releaseId: number;
-  readonly commit: string;
   /** The engine's `sha256:` image ID; null between step 1 and step 3 of the pull protocol. */
   readonly dockerImageId: string | null;
 }

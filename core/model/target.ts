@@ -2,7 +2,7 @@ export type UpdateStrategy = 'download-then-kill' | 'delete-then-download';
 
 /** One image the target needs, with the metadata its row will carry. */
 export interface TargetImage {
-  /** Normalised reference. */
+  /** Normalised reference; with a digest when the target gave one (`reg/repo@sha256:...`). */
   readonly name: string;
   readonly appId: number;
   readonly serviceId: number;

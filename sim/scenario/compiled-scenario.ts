@@ -3,6 +3,7 @@ import type { EngineImage, Layer } from '../../core/model/engine-image.js';
 import type { ImageRow } from '../../core/model/image-row.js';
 import type { Target, TargetImage } from '../../core/model/target.js';
 import type { CrashPoint } from '../../core/ports/crash-points.js';
+import type { RegistryManifest } from '../../adapters/fake-engine/fake-registry.js';
 
 /**
  * A scenario after loading: every symbol resolved to real references, digests and IDs. The loader
@@ -41,17 +42,8 @@ export interface ScenarioConfig {
   readonly systemApps: readonly number[];
 }
 
-export interface RegistryImage {
-  /** `domain/path`. */
-  readonly repository: string;
-  /** Manifest digest `sha256:<64 hex>`. */
-  readonly digest: string;
-  /** Image ID the engine will report, `sha256:<64 hex>`. */
-  readonly imageId: string;
-  readonly layers: readonly Layer[];
-  /** Tags under which the registry also serves this manifest. */
-  readonly tags: readonly string[];
-}
+/** What the fake registry serves: one manifest, by repository and digest, with its tags. */
+export type RegistryImage = RegistryManifest;
 
 export interface InitialState {
   readonly images: readonly EngineImage[];
