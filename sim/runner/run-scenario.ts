@@ -106,7 +106,12 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
       failures.push(problem);
     }
   };
+  /** Whether the last recovery resumed the interrupted target (see `resume` in recover). */
+  let recoveryResumed = true;
   const recover = async (): Promise<void> => {
+    // A recovery that does not resume (the cloud moved on while the device was down) stays so when a
+    // further cut hits it: the device is still down, and the next target still comes from the next step.
+    let resume = power.lastCutResumes;
     for (;;) {
       if (power.cuts > maxCuts) {
         failures.push(`more than ${maxCuts} power cuts: gave up`);
@@ -133,7 +138,8 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         }
       }
       monitor.onBoot();
-      const resume = power.lastCutResumes;
+      resume = resume && power.lastCutResumes;
+      recoveryResumed = resume;
       log(`-- restart #${device.boots}${resume ? '' : ' (startup cleanup only; the next target comes from the next step)'}`);
       try {
         await keeper.startup();
@@ -184,7 +190,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
           await guarded('apply', () => device.keeper.apply(step.target, { intermediate: step.intermediate }));
           monitor.applying = null;
           monitor.applyingIntermediate = false;
-          if (power.cuts === cutsBefore || step.intermediate || !power.lastCutResumes || attempt >= maxCuts) break;
+          if (power.cuts === cutsBefore || step.intermediate || !recoveryResumed || attempt >= maxCuts) break;
           log('> target received again after the restart');
         }
         if (!step.intermediate) {
