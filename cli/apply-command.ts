@@ -23,7 +23,12 @@ export async function applyCommand(targetPath: string | undefined, flags: ApplyF
   const settings = resolveDeviceSettings(flags, env);
   const target = targetPath === undefined ? null : await readTargetFile(targetPath);
   for (const warning of settings.warnings) io.err(`image-keeper: warning: ${warning}`);
-  const renderer = new ProgressRenderer({ tty: io.isTty && flags.json !== true, write: (line) => io.out(line) });
+  const columns = process.stdout.columns;
+  const renderer = new ProgressRenderer({
+    tty: io.isTty && flags.json !== true,
+    write: (line) => io.out(line),
+    ...(columns !== undefined && columns > 0 ? { columns } : {}),
+  });
   const started = Date.now();
   try {
     await withDevice({ settings, events: renderer, createDb: true }, async (device) => {

@@ -60,7 +60,8 @@ export class ProgressRenderer implements EventSink {
     }
     const lines = this.textOf(event, now);
     // Progress and step events move bars even when they print no line of their own.
-    if (lines.length > 0 || event.type === 'progress' || event.type === 'step') this.redraw(lines);
+    const barsMoved = (event.type === 'progress' || event.type === 'step') && (this.bars.size > 0 || this.liveLines > 0);
+    if (lines.length > 0 || barsMoved) this.redraw(lines);
   }
 
   /** Settles the terminal: bars still live (a failed apply) are printed once more as plain lines. */
@@ -134,7 +135,8 @@ export class ProgressRenderer implements EventSink {
         if (!bar) return [`✓ ${event.step}`];
         const p = bar.progress;
         const secs = (now - bar.started) / 1000;
-        return [`✓ ${event.step} (${formatBytes(p.bytesTotal)}, ${p.layersDone}/${p.layersTotal} layers, ${formatDuration(secs)})`];
+        const average = secs > 0 ? `, ${formatBytes(p.bytesDone / secs)}/s` : '';
+        return [`✓ ${event.step} (${formatBytes(p.bytesDone)}, ${p.layersDone}/${p.layersTotal} layers in ${formatDuration(secs)}${average})`];
       }
       case 'progress':
         return [];
@@ -152,10 +154,11 @@ export class ProgressRenderer implements EventSink {
   private redraw(logLines: readonly string[]): void {
     const bars = [...this.bars.values()].map((bar) => `  ${this.barLine(bar)}`);
     const lines = [...logLines, ...bars];
-    if (lines.length === 0) lines.push('');
+    // Every write ends a line, so clearing old bars needs a line to print; a bar never goes without one.
+    if (lines.length === 0) return;
     const up = this.liveLines > 0 ? `\u001b[${this.liveLines}A\u001b[J` : '';
     lines.forEach((line, i) => this.options.write(i === 0 ? `${up}${line}` : line));
-    this.liveLines = bars.length + (logLines.length === 0 && bars.length === 0 ? 1 : 0);
+    this.liveLines = bars.length;
   }
 
   private barLine(bar: Bar): string {
@@ -163,21 +166,32 @@ export class ProgressRenderer implements EventSink {
   }
 }
 
-/** One bar: `label [=====>    ]  52%  14.1 MiB/27.0 MiB  1/2 layers  5.2 MiB/s  ETA 3s`. */
+/** Width of the image column: fixed, so bars do not jump as the tail grows. */
+const LABEL_WIDTH = 32;
+
+/**
+ * One bar: `app/main@8b68d7dccf65  [=====>    ]  52%  14.1 MiB/27.0 MiB  1/2 layers  5.2 MiB/s  ETA 3s`.
+ * The fraction is the lower of bytes and layers: dockerd announces layers as it goes and extracts after
+ * downloading, so either alone reaches 100% early. Full only when the step is done (the bar goes then).
+ */
 export function formatBar(p: PullProgress, speed: number | undefined, columns = 100): string {
-  const fraction = p.bytesTotal > 0 ? Math.min(1, p.bytesDone / p.bytesTotal) : p.layersTotal > 0 ? p.layersDone / p.layersTotal : 0;
+  const fractions = [
+    ...(p.bytesTotal > 0 ? [p.bytesDone / p.bytesTotal] : []),
+    ...(p.layersTotal > 0 ? [p.layersDone / p.layersTotal] : []),
+  ];
+  const fraction = Math.min(0.99, ...fractions, fractions.length === 0 ? 0 : 1);
   const width = 20;
   const filled = Math.round(fraction * width);
-  const bar = `[${'='.repeat(Math.max(0, filled - 1))}${filled > 0 ? (filled === width ? '=' : '>') : ''}${' '.repeat(width - filled)}]`;
-  const percent = `${Math.floor(fraction * 100)}%`.padStart(4);
-  const bytes = p.bytesTotal > 0 ? `${formatBytes(p.bytesDone)}/${formatBytes(p.bytesTotal)}` : 'waiting';
-  const layers = `${p.layersDone}/${p.layersTotal} layers`;
+  const bar = `[${'='.repeat(Math.max(0, filled - 1))}${filled > 0 ? '>' : ''}${' '.repeat(width - filled)}]`;
+  const percent = `${Math.floor(fraction * 100)}%`.padStart(3);
+  const bytes = p.bytesTotal > 0 ? `${formatBytes(p.bytesDone)}/${formatBytes(p.bytesTotal)}` : '';
+  const layers = p.layersTotal > 0 ? `${p.layersDone}/${p.layersTotal} layers` : 'starting';
   const rate = speed === undefined ? '' : `${formatBytes(speed)}/s`;
   const eta = etaSeconds(p, speed);
   const left = eta === undefined ? '' : `ETA ${formatDuration(eta)}`;
   const tail = [bar, percent, bytes, layers, rate, left].filter((s) => s !== '').join('  ');
-  const labelWidth = Math.max(12, columns - tail.length - 4);
-  return `${fit(shortRef(p.ref), labelWidth).padEnd(Math.min(labelWidth, 40))}  ${tail}`;
+  const labelWidth = Math.max(12, Math.min(LABEL_WIDTH, columns - tail.length - 4));
+  return `${fit(shortRef(p.ref), labelWidth).padEnd(labelWidth)}  ${tail}`;
 }
 
 /** Bytes per second over the samples, or undefined before there is a measurable interval. */
@@ -212,9 +226,15 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-/** `reg/app/main@sha256:<64 hex>` shown as `reg/app/main@<12 hex>`: the digest prefix is enough to tell. */
+/**
+ * `reg.example:5000/app/main@sha256:<64 hex>` shown as `app/main@<12 hex>`: the registry is the same for
+ * every image of a device and the digest prefix is enough to tell images apart.
+ */
 export function shortRef(ref: string): string {
-  return ref.replace(/@sha256:([0-9a-f]{12})[0-9a-f]{52}$/, '@$1');
+  const slash = ref.indexOf('/');
+  const first = slash < 0 ? '' : ref.slice(0, slash);
+  const withoutRegistry = /[.:]/.test(first) || first === 'localhost' ? ref.slice(slash + 1) : ref;
+  return withoutRegistry.replace(/@sha256:([0-9a-f]{12})[0-9a-f]{52}$/, '@$1');
 }
 
 /** The reference a `fetch ...` step label names (see describeStep). */
