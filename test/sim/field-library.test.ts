@@ -134,7 +134,7 @@ describe('the field-failure library', () => {
   });
 
   // Every crash state of the scenario: a cut before each port call of its run, then recovery, with all
-  // invariants and expectations checked (about 1,500 crash states, a few seconds in all).
+  // invariants and expectations checked (about 1,340 crash states, 2-3 s in all).
   describe('every single crash point of every field scenario ends ok', () => {
     for (const id of IDS) {
       it(id, async () => {
