@@ -217,6 +217,18 @@ export class SqlJsStateDb implements ImageDb, TargetStore {
     return readPragmaValues(this.db);
   }
 
+  /**
+   * Frees the in-memory DB whatever state the instance is in, also after a simulated power cut left it
+   * unusable (close() refuses then). sql.js memory is not garbage collected: an instance never freed
+   * leaks its heap.
+   */
+  async abandon(): Promise<void> {
+    await this.queue;
+    if (this.unusable === 'the state DB is closed') return;
+    this.unusable = 'the state DB is closed';
+    this.db.close();
+  }
+
   /** Waits for calls in flight, then frees the in-memory DB. Everything committed is already on disk. */
   close(): Promise<void> {
     return this.serialise(async () => {

@@ -109,6 +109,7 @@ export class FakeDevice {
     this.engine.restart();
     if (this.fs && this.power.cuts > this.cutsAtLastBoot) {
       this.fs.stepHook = undefined;
+      await this.releaseDb();
       this.fs.powerCut({ seed: this.power.calls });
       this.db = await SqlJsStateDb.open(this.fs, DB_PATH);
       const fs = this.fs;
@@ -127,10 +128,20 @@ export class FakeDevice {
     }
     const fs = this.fs;
     fs.stepHook = undefined;
+    await this.releaseDb();
     await fs.unlink(DB_PATH);
     await fs.fsyncDir(DB_PATH.slice(0, DB_PATH.lastIndexOf('/')));
     this.db = await SqlJsStateDb.open(fs, DB_PATH);
     fs.stepHook = (call) => this.power.tick(`fs.${call.op}`);
+  }
+
+  /** Frees what the run holds outside the JS heap (sql.js memory); the device is unusable afterwards. */
+  async dispose(): Promise<void> {
+    await this.releaseDb();
+  }
+
+  private async releaseDb(): Promise<void> {
+    if (this.db instanceof SqlJsStateDb) await this.db.abandon();
   }
 
   private makeKeeper(): ImageKeeper {

@@ -251,11 +251,13 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         });
         break;
       case 'delete-rows': {
-        for (const row of await device.db.listRows()) {
-          if ((step.match.name === undefined || row.name === step.match.name) && (step.match.serviceName === undefined || row.serviceName === step.match.serviceName)) {
-            await device.db.deleteRow(row.id);
+        await power.offstage(async () => {
+          for (const row of await device.db.listRows()) {
+            if ((step.match.name === undefined || row.name === step.match.name) && (step.match.serviceName === undefined || row.serviceName === step.match.serviceName)) {
+              await device.db.deleteRow(row.id);
+            }
           }
-        }
+        });
         break;
       }
       case 'set-dependent':
@@ -345,6 +347,8 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     ...engineState.containers.map((c) => sym(`  ${c.id} on ${c.imageId} ${c.running ? 'running' : 'stopped'}${c.service ? ` (${c.service.serviceName}@${c.service.commit})` : ' (foreign)'}`)),
     `downloaded ${counters.bytesDownloaded} bytes; disk ${disk} bytes (peak ${counters.peakDisk}); ${power.cuts} power cut(s); ${power.calls} port calls; ${monitor.checks} invariant checks`,
   ];
+  // sql.js memory lives outside the JS heap: free it now (the result's device keeps the engine only).
+  if (device.fs) await device.dispose();
   return {
     scenario,
     ok: failures.length === 0,
