@@ -12,8 +12,10 @@ import { KeeperError, isKeeperError } from '../core/errors.js';
 import type { KeeperDeps } from '../core/keeper.js';
 import { ImageKeeper } from '../core/keeper.js';
 import type { Clock } from '../core/ports/clock.js';
+import type { ContainerControl } from '../core/ports/container-control.js';
 import type { CrashPoints } from '../core/ports/crash-points.js';
 import { NO_CRASH_POINTS } from '../core/ports/crash-points.js';
+import type { Engine } from '../core/ports/engine.js';
 import type { EventSink } from '../core/ports/event-sink.js';
 import type { ImageDb } from '../core/ports/image-db.js';
 import type { TargetStore } from '../core/ports/target-store.js';
@@ -33,7 +35,7 @@ export interface DeviceRequest {
 /** An opened device: the lock is held and the engine answered, until the callback of withDevice returns. */
 export interface Device {
   readonly settings: DeviceSettings;
-  readonly engine: DockerEngine;
+  readonly engine: Engine & ContainerControl;
   readonly state: ImageDb & TargetStore;
   /** False when the DB file did not exist before this command. */
   readonly dbExisted: boolean;
