@@ -34,7 +34,14 @@ export async function cleanupCommand(flags: CleanupFlags, io: CliIo, env: Env = 
       ({ startup, idleRemoved: removed, idleSkipped: skipped } = preview);
     } else {
       const events: KeeperEvent[] = [];
-      const keeper = device.keeperOver({ db: device.state, targets: device.state, engine: device.engine, containers: device.engine, events: { emit: (e) => events.push(e) } });
+      const keeper = device.keeperOver({
+        db: device.state,
+        targets: device.state,
+        engine: device.engine,
+        containers: device.engine,
+        crashPoints: device.crashPoints,
+        events: { emit: (e) => events.push(e) },
+      });
       startup = await keeper.startup();
       removed = await keeper.idleTick();
       skipped = events.find((e): e is Extract<KeeperEvent, { type: 'idle-cleanup' }> => e.type === 'idle-cleanup')?.skipped;

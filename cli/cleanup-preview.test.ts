@@ -5,6 +5,7 @@ import { MemoryImageDb } from '../adapters/memory/memory-image-db.js';
 import type { EngineImage } from '../core/model/engine-image.js';
 import { short } from '../core/model/plan-step.js';
 import { ImageKeeper } from '../core/keeper.js';
+import { NO_CRASH_POINTS } from '../core/ports/crash-points.js';
 import { container, image, layer, row, service, target } from '../test/support/scenario-builder.js';
 import { previewCleanup } from './cleanup-preview.js';
 import { describeCleanup } from './cleanup-command.js';
@@ -34,6 +35,7 @@ function fakeDevice(): { device: Device; engine: FakeEngine; db: MemoryImageDb }
     state: db,
     dbExisted: true,
     recovered: null,
+    crashPoints: NO_CRASH_POINTS,
     keeper: keeperOver({ db, targets: db, engine, containers: engine }),
     keeperOver,
   };

@@ -43,8 +43,13 @@ export interface Device {
   readonly recovered: DbRecovery | null;
   /** The core over the real ports. */
   readonly keeper: ImageKeeper;
-  /** The core with the same config over other ports: dry runs use a copy of the rows and a DryRunEngine. */
-  keeperOver(ports: Pick<KeeperDeps, 'db' | 'targets' | 'engine' | 'containers'> & { readonly events?: EventSink }): ImageKeeper;
+  /** The crash hook (IMAGE_KEEPER_CRASH_AT), or the no-op: pass it to keepers over the real ports only. */
+  readonly crashPoints: CrashPoints;
+  /**
+   * The core with the same config over other ports: dry runs use a copy of the rows and a DryRunEngine
+   * (and no crash points: a pretend cleanup must not cut power).
+   */
+  keeperOver(ports: Pick<KeeperDeps, 'db' | 'targets' | 'engine' | 'containers'> & { readonly events?: EventSink; readonly crashPoints?: CrashPoints }): ImageKeeper;
 }
 
 export const REAL_CLOCK: Clock = {
@@ -99,15 +104,15 @@ export async function withDevice<T>(request: DeviceRequest, work: (device: Devic
     const state: ImageDb & TargetStore = sqlDb ?? new MemoryImageDb();
     const config: Partial<KeeperConfig> = settings.retryBaseMs !== undefined ? { retryBaseMs: settings.retryBaseMs } : {};
     const crashPoints: CrashPoints = settings.crash ? new CountingCrashPoints(settings.crash, killThisProcess) : NO_CRASH_POINTS;
-    const keeperOver: Device['keeperOver'] = (ports) =>
-      new ImageKeeper({ ...ports, clock: REAL_CLOCK, crashPoints, config, ...(ports.events ? { events: ports.events } : {}) });
+    const keeperOver: Device['keeperOver'] = (ports) => new ImageKeeper({ crashPoints: NO_CRASH_POINTS, ...ports, clock: REAL_CLOCK, config });
     const device: Device = {
       settings,
       engine,
       state,
       dbExisted,
       recovered,
-      keeper: keeperOver({ db: state, targets: state, engine, containers: engine, ...(request.events ? { events: request.events } : {}) }),
+      crashPoints,
+      keeper: keeperOver({ db: state, targets: state, engine, containers: engine, crashPoints, ...(request.events ? { events: request.events } : {}) }),
       keeperOver,
     };
     try {
