@@ -94,7 +94,7 @@ export async function withDevice<T>(request: DeviceRequest, work: (device: Devic
       }
     } catch (error) {
       if (isKeeperError(error, 'DB_CORRUPT')) {
-        throw new KeeperError('DB_CORRUPT', `${error.message}; the file is left as it is (--recover-db moves it aside and adopts the engine's images)`, {
+        throw new KeeperError('DB_CORRUPT', `${error.message}; the file is left as it is (apply or cleanup with --recover-db moves it aside and adopts the engine's images)`, {
           cause: error,
           details: error.details,
         });
