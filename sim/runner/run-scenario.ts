@@ -162,14 +162,17 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     }
   };
 
-  log(`== ${scenario.name}${options.mutant ? ` [mutant ${options.mutant}]` : ''}`);
-  await guarded('boot', async () => {
+  /** A (re)start of the device: a fresh core, startup cleanup, then the persisted target. */
+  const start = async (): Promise<void> => {
     const keeper = await device.boot();
     monitor.onBoot();
     await keeper.startup();
     afterStartup();
     await keeper.apply(null);
-  });
+  };
+
+  log(`== ${scenario.name}${options.mutant ? ` [mutant ${options.mutant}]` : ''}`);
+  await guarded('boot', start);
 
   for (const step of scenario.steps) {
     if (tracing) log(`> ${describeScenarioStep(step, sym)}`);
@@ -207,13 +210,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         break;
       }
       case 'restart':
-        await guarded('restart', async () => {
-          const keeper = await device.boot();
-          monitor.onBoot();
-          await keeper.startup();
-          afterStartup();
-          await keeper.apply(null);
-        });
+        await guarded('restart', start);
         break;
       case 'power-cut': {
         const before = power.cuts;
@@ -242,13 +239,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         break;
       case 'wipe-db':
         await device.wipeDb();
-        await guarded('restart', async () => {
-          const keeper = await device.boot();
-          monitor.onBoot();
-          await keeper.startup();
-          afterStartup();
-          await keeper.apply(null);
-        });
+        await guarded('restart', start);
         break;
       case 'delete-rows': {
         await power.offstage(async () => {
