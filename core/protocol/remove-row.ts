@@ -8,7 +8,7 @@ import type { KeeperContext } from './keeper-context.js';
 /**
  * REMOVAL WITH REFERENCE COUNTING by sha256 image ID.
  *  - Another row still references the image, or a container uses it: remove only this row's own
- *    references, never the image's last one (Docker deletes an image with its last reference), then
+ *    references, and only those whose removal cannot delete the image (untagKeepingImage), then
  *    delete the row.
  *  - This is the last row and no container uses the image: delete the engine image, THEN the row. A
  *    cut in between leaves a row without an image, which startup cleanup deletes; the other order
@@ -53,11 +53,7 @@ export async function removeRow(ctx: KeeperContext, row: ImageRow): Promise<void
   const repository = repositoryOf(row.name);
   const foreign = image.repoTags.filter((ref) => !own.includes(ref) && repositoryOf(ref) !== repository);
   if (foreign.length === 0 || mutant === 'delete-by-name') {
-    assert(
-      mutant !== undefined || !containers.some((c) => c.imageId === dockerImageId),
-      'an image is deleted only when no container uses it',
-      { dockerImageId },
-    );
+    assert(!usedByContainer, 'an image is deleted only when no container uses it', { dockerImageId });
     await ctx.engine.removeImage(dockerImageId);
   } else {
     // An operator's tag: the image is theirs now; take back only our own references.
