@@ -152,9 +152,13 @@ export function plan(input: PlanInput): Plan {
   // on the next pass, when the image is present.
   const fetching = new Set<string>();
   const droppedSources = new Set<string>();
+  // An image a deferred delete-then-download service wants waits for it, also for the other services
+  // wanting it: one fetch serves them all, after the old image has gone.
+  const identityOf = (image: TargetImage): string => digestOf(image.name) ?? image.name;
+  const waiting = new Set(toFetch.filter((f) => deferred.has(rowKey(f.image))).map((f) => identityOf(f.image)));
   for (const f of toFetch) {
-    if (deferred.has(rowKey(f.image))) continue;
-    const identity = digestOf(f.image.name) ?? f.image.name;
+    const identity = identityOf(f.image);
+    if (waiting.has(identity)) continue;
     if (fetching.has(identity)) continue;
     fetching.add(identity);
     let deltaSource: DeltaSource | undefined;
@@ -200,9 +204,11 @@ export function plan(input: PlanInput): Plan {
     }
   }
 
-  // delete-then-download frees disk before its fetch; every other removal waits until the fetches of
-  // the pass are done, so layers an old image shares with a new one are never deleted and downloaded again.
-  const steps = [...saves, ...freeingRemovals, ...freeingKills, ...fetches, ...removals, ...switches];
+  // delete-then-download frees disk before its fetch; every other removal waits until the fetches are
+  // done: after them in the same pass, or, when a kill defers fetches to the next pass, until then. An
+  // unneeded image may share layers (or, under another digest, its very ID) with an image still to come.
+  const holdRemovals = freeingKills.length > 0 && mutant !== 'fetch-before-delete';
+  const steps = [...saves, ...freeingRemovals, ...freeingKills, ...fetches, ...(holdRemovals ? [] : removals), ...switches];
 
   // Rule 4: idle cleanup, only on a pass with nothing else to do.
   if (steps.length === 0 && removalsAllowed && (!input.fetchInFlight || mutant === 'idle-cleanup-during-pull')) {

@@ -64,7 +64,7 @@ export class InvariantMonitor {
         this.deltaSources.add(args[1] as string);
         const state = this.snapshot();
         this.report(b1NoSecondDownload(state.images, args[0] as string));
-        this.report(s4DeltaSourceOfSameService(state, args[0] as string, args[1] as string));
+        this.report(s4DeltaSourceOfSameService(this.applying ? { ...state, target: this.applying } : state, args[0] as string, args[1] as string));
         if (!this.applyingIntermediate) {
           this.report(dt1OldImageGoneBeforePull(this.applying ? { ...state, target: this.applying } : state, args[0] as string));
         }

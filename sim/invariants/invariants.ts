@@ -203,12 +203,18 @@ function pendingRowOf(state: DeviceSnapshot, ref: string): ImageRow | undefined 
 
 /** S4: the delta source of a service is only that same app's same service's image (balena #1729). */
 export function s4DeltaSourceOfSameService(state: DeviceSnapshot, ref: string, sourceId: string): string | undefined {
-  const row = pendingRowOf(state, ref);
-  if (!row) return undefined;
-  const own =
-    state.rows.some((r) => r.appId === row.appId && r.serviceId === row.serviceId && r.dockerImageId === sourceId) ||
-    state.containers.some((c) => c.service?.appId === row.appId && c.service.serviceId === row.serviceId && c.imageId === sourceId);
-  return own ? undefined : `S4: delta for ${row.serviceName} of app ${row.appId} uses ${sourceId.slice(7, 19)}, which is not that service's image`;
+  // The services this delta is for: the target's that want this reference (else the pending row's).
+  const fromTarget = targetImagesOf(state.target).filter((t) => t.name === ref);
+  const pending = pendingRowOf(state, ref);
+  const services = fromTarget.length > 0 ? fromTarget : pending ? [pending] : [];
+  if (services.length === 0) return undefined;
+  const own = services.some(
+    (s) =>
+      state.rows.some((r) => r.appId === s.appId && r.serviceId === s.serviceId && r.dockerImageId === sourceId) ||
+      state.containers.some((c) => c.service?.appId === s.appId && c.service.serviceId === s.serviceId && c.imageId === sourceId),
+  );
+  const first = services[0];
+  return own || !first ? undefined : `S4: delta for ${first.serviceName} of app ${first.appId} uses ${sourceId.slice(7, 19)}, which is not that service's image`;
 }
 
 /** S5: image-keeper deletes only images it manages (a row references them) or dangling ones: never an operator's. */
@@ -224,20 +230,22 @@ export function u1NothingRemovedWithoutTarget(state: DeviceSnapshot, action: str
 
 /** DT1: delete-then-download never starts a pull while the service's old image is still on disk (balena #1233). */
 export function dt1OldImageGoneBeforePull(state: DeviceSnapshot, ref: string): string | undefined {
-  const row = pendingRowOf(state, ref);
-  const service = row && state.target?.services.find((s) => s.appId === row.appId && s.serviceId === row.serviceId);
-  if (!row || !service || service.strategy !== 'delete-then-download') return undefined;
-  const mine = (appId: number, serviceId: number): boolean => appId === row.appId && serviceId === row.serviceId;
-  if (state.containers.some((c) => c.service && mine(c.service.appId, c.service.serviceId))) {
-    return `DT1: pulling ${ref} while the old container of ${row.serviceName} still exists`;
-  }
-  for (const old of state.rows) {
-    if (old.id === row.id || !mine(old.appId, old.serviceId) || old.dockerImageId === null) continue;
-    const id = old.dockerImageId;
-    if (!state.images.some((i) => i.id === id)) continue;
-    const sharedElsewhere =
-      state.rows.some((r) => r.dockerImageId === id && !mine(r.appId, r.serviceId)) || state.containers.some((c) => c.imageId === id);
-    if (!sharedElsewhere) return `DT1: pulling ${ref} while ${row.serviceName}'s old image ${id.slice(7, 19)} is still on disk`;
+  // The services this pull is for: the target's delete-then-download services that want this reference.
+  const services = (state.target?.services ?? []).filter((s) => s.strategy === 'delete-then-download' && s.name === ref);
+  const wanted = new Set(state.images.filter((i) => targetImagesOf(state.target).some((t) => imageMatches(i, t.name))).map((i) => i.id));
+  for (const service of services) {
+    const mine = (appId: number, serviceId: number): boolean => appId === service.appId && serviceId === service.serviceId;
+    if (state.containers.some((c) => c.service && mine(c.service.appId, c.service.serviceId))) {
+      return `DT1: pulling ${ref} while the old container of ${service.serviceName} still exists`;
+    }
+    for (const old of state.rows) {
+      if (!mine(old.appId, old.serviceId) || old.dockerImageId === null || old.name === ref) continue;
+      const id = old.dockerImageId;
+      if (wanted.has(id) || !state.images.some((i) => i.id === id)) continue;
+      const sharedElsewhere =
+        state.rows.some((r) => r.dockerImageId === id && !mine(r.appId, r.serviceId)) || state.containers.some((c) => c.imageId === id);
+      if (!sharedElsewhere) return `DT1: pulling ${ref} while ${service.serviceName}'s old image ${id.slice(7, 19)} is still on disk`;
+    }
   }
   return undefined;
 }
