@@ -71,7 +71,8 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .argument('<paths...>', 'scenario files or folders')
     .option('--mutant <name>', 'test only: run with one deliberately broken behaviour')
     .option('-q, --quiet', 'print traces only for failing scenarios')
-    .action(async (paths: string[], options: { mutant?: string; quiet?: boolean }) => {
+    .option('--db <kind>', "the device's image table: memory (default) or sqljs")
+    .action(async (paths: string[], options: { mutant?: string; quiet?: boolean; db?: string }) => {
       setExit(await runCommand(paths, options, io));
     });
 

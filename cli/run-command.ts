@@ -9,6 +9,8 @@ import { EXIT } from './exit-codes.js';
 
 export interface RunCommandOptions {
   readonly mutant?: string;
+  /** The device's image table: memory (default) or sqljs (replays a `sim --db sqljs` failure). */
+  readonly db?: string;
   readonly quiet?: boolean;
 }
 
@@ -41,12 +43,16 @@ export async function runCommand(
     );
   }
   const mutant = options.mutant as Mutant | undefined;
+  if (options.db !== undefined && options.db !== 'memory' && options.db !== 'sqljs') {
+    throw new KeeperError('USAGE', `--db wants memory or sqljs, got '${options.db}'`);
+  }
+  const persistence = options.db === 'sqljs' ? 'sqljs' : 'memory';
   const scenarios: CompiledScenario[] = [];
   for (const path of paths) scenarios.push(...(await loadScenarios(path)));
   let failed = 0;
   const library: LibraryRow[] = [];
   for (const scenario of scenarios) {
-    const result = await runScenario(scenario, { mutant });
+    const result = await runScenario(scenario, { mutant, persistence });
     // Under --mutant the run is the mutation check itself; the listed mutants are checked without one.
     const catches = mutant === undefined ? await mutantsCaught(scenario) : undefined;
     const missed = (catches ?? []).filter((c) => !c.caught).map((c) => c.mutant);

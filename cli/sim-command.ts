@@ -7,7 +7,6 @@ import type { Mutant } from '../core/mutants.js';
 import { isMutant, MUTANTS } from '../core/mutants.js';
 import { CRASH_POINTS } from '../core/ports/crash-points.js';
 import { sweep } from '../sim/explore/exhaustive.js';
-import { compileHistory } from '../sim/explore/history.js';
 import { randomSim } from '../sim/explore/random-sim.js';
 import { loadScenarios } from '../sim/scenario/load-scenario.js';
 import type { CompiledScenario } from '../sim/scenario/compiled-scenario.js';
@@ -58,7 +57,16 @@ export async function simCommand(paths: readonly string[], options: SimOptions, 
     options.workers !== undefined ? integer(options.workers, '--workers') : options.path !== undefined ? 1 : availableParallelism();
   const shard = options.shard !== undefined ? parseShard(options.shard) : undefined;
   const persistence = parsePersistence(options.db);
+  if (options.minutes !== undefined && !(Number(options.minutes) > 0)) {
+    throw new KeeperError('USAGE', `--minutes wants a positive number, got '${options.minutes}'`);
+  }
+  if (options.path !== undefined && !/^\d+(:\d+)*$/.test(options.path)) {
+    throw new KeeperError('USAGE', `--path wants the path fast-check printed (numbers separated by ':'), got '${options.path}'`);
+  }
+  // Bad scenario files fail here, once, before any worker starts.
+  for (const path of paths) await loadScenarios(path);
   if (workers > 1 && shard === undefined) return runWorkers(workers, seed, io, options.json ?? false);
+  if (options.pairs && !options.exhaustive) throw new KeeperError('USAGE', '--pairs goes with --exhaustive');
 
   const started = performance.now();
   const totals: SimTotals = { scenarios: 0, crashStates: 0, histories: 0, checks: 0, cuts: 0, violations: [], replay: [], hits: {}, ms: 0 };
@@ -78,7 +86,8 @@ export async function simCommand(paths: readonly string[], options: SimOptions, 
     for (const failure of report.failures) {
       totals.violations.push(`${scenario.name} with cuts before port calls [${failure.cutAtCalls.join(', ')}]: ${failure.result.failures.join('; ')}`);
       if (!options.json) for (const line of failure.result.trace) io.out(line);
-      totals.replay.push(`./bin/image-keeper sim ${scenario.file} --exhaustive${options.pairs ? ' --pairs' : ''}${mutant ? ` --mutant ${mutant}` : ''}   (cuts before port calls ${failure.cutAtCalls.join(', ')})`);
+      const where = failure.cutAtCalls.length === 0 ? 'without any cut' : `with cuts before port calls ${failure.cutAtCalls.join(', ')}`;
+      totals.replay.push(`./bin/image-keeper sim ${scenario.file} --exhaustive${options.pairs ? ' --pairs' : ''}${mutant ? ` --mutant ${mutant}` : ''}${persistence === 'sqljs' ? ' --db sqljs' : ''} --workers 1   (fails ${where})`);
     }
   }
 
@@ -103,8 +112,8 @@ export async function simCommand(paths: readonly string[], options: SimOptions, 
     totals.checks += report.checks;
     totals.cuts += report.cuts;
     addHits(report.hits);
-    if (report.failed && report.counterexample) {
-      const scenario = compileHistory(report.counterexample, `sim failure seed ${batchSeed} path ${report.path ?? ''}`);
+    if (report.failed && report.counterexample && report.scenario) {
+      const scenario = report.scenario;
       await mkdir(saveDir, { recursive: true });
       const file = join(saveDir, `seed-${batchSeed}${mutant ? `-${mutant}` : ''}.yaml`);
       await writeFile(file, `# ${(report.failures ?? []).join('\n# ')}\n# history: ${JSON.stringify(report.counterexample)}\n${writeScenario(scenario)}`);
@@ -113,8 +122,9 @@ export async function simCommand(paths: readonly string[], options: SimOptions, 
         io.out(`counterexample (minimal history): ${JSON.stringify(report.counterexample)}`);
         for (const line of report.trace ?? []) io.out(line);
       }
-      totals.replay.push(`./bin/image-keeper run ${file}`);
-      totals.replay.push(`./bin/image-keeper sim --seed ${batchSeed} --runs ${batchRuns} --path ${report.path ?? ''}${mutant ? ` --mutant ${mutant}` : ''}`);
+      const flags = `${mutant ? ` --mutant ${mutant}` : ''}${persistence === 'sqljs' ? ' --db sqljs' : ''}`;
+      totals.replay.push(`./bin/image-keeper run ${file}${flags}`);
+      totals.replay.push(`./bin/image-keeper sim --seed ${batchSeed} --runs ${batchRuns} --path ${report.path ?? ''}${flags}`);
       break;
     }
     batch++;

@@ -4,6 +4,11 @@ import type { Persistence } from '../device/fake-device.js';
 import { runScenario } from '../runner/run-scenario.js';
 import type { History } from './history.js';
 import { compileHistory, historyArb } from './history.js';
+import type { CompiledScenario } from '../scenario/compiled-scenario.js';
+
+function withoutSteps(scenario: CompiledScenario, indices: readonly number[]): CompiledScenario {
+  return { ...scenario, steps: scenario.steps.filter((_, i) => !indices.includes(i)) };
+}
 
 export interface RandomSimOptions {
   readonly seed: number;
@@ -24,6 +29,8 @@ export interface RandomSimReport {
   readonly failed: boolean;
   readonly path?: string;
   readonly counterexample?: History;
+  /** The counterexample as a scenario that replays it without fast-check (unreached cuts left out). */
+  readonly scenario?: CompiledScenario;
   readonly failures?: readonly string[];
   readonly trace?: readonly string[];
   readonly portCalls: number;
@@ -67,6 +74,7 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
     failed: true,
     ...(details.counterexamplePath !== null ? { path: details.counterexamplePath } : {}),
     counterexample,
+    scenario: withoutSteps(compileHistory(counterexample, `sim failure seed ${options.seed} path ${details.counterexamplePath ?? ''}`), replay.unfiredCutSteps),
     failures: replay.failures.length > 0 ? replay.failures : [String(details.errorInstance)],
     trace: replay.trace,
   };

@@ -46,6 +46,8 @@ export interface RunResult {
   readonly checks: number;
   /** How often each named crash point was reached. */
   readonly hits: ReadonlyMap<string, number>;
+  /** Indices (in scenario.steps) of power-cut steps that never fired: a saved failure leaves them out. */
+  readonly unfiredCutSteps: readonly number[];
   readonly device: FakeDevice;
 }
 
@@ -72,7 +74,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   for (const cut of options.cuts ?? []) power.arm(cut);
   for (const k of options.cutAtCalls ?? []) power.cutAtCall(k);
   const maxCuts = options.maxCuts ?? 10;
-  const armedByScenario: { step: ScenarioStep; fired: () => boolean }[] = [];
+  const armedByScenario: { step: ScenarioStep; index: number; fired: () => boolean }[] = [];
 
   const alwaysPresent = new Set(scenario.expect.alwaysPresent);
   if (alwaysPresent.size > 0) {
@@ -215,7 +217,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
       case 'power-cut': {
         const before = power.cuts;
         power.arm({ at: step.at, match: step.match, occurrence: step.occurrence, resume: step.resume });
-        armedByScenario.push({ step, fired: () => power.cuts > before });
+        armedByScenario.push({ step, index: scenario.steps.indexOf(step), fired: () => power.cuts > before });
         break;
       }
       case 'idle':
@@ -352,6 +354,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     portCalls: power.calls,
     checks: monitor.checks,
     hits: power.hits,
+    unfiredCutSteps: armedByScenario.filter((a) => !a.fired()).map((a) => a.index),
     device,
   };
 }

@@ -41,8 +41,18 @@ export function loadScenarioText(text: string, fileLabel: string, baseDir: strin
  * folders). All invalid files are reported together in one INVALID_SCENARIO error.
  */
 export async function loadScenarios(pathOrFolder: string): Promise<CompiledScenario[]> {
-  const info = await stat(pathOrFolder);
+  const info = await stat(pathOrFolder).catch((error: NodeJS.ErrnoException) => {
+    throw new KeeperError('INVALID_SCENARIO', `${pathOrFolder}: no such scenario file or folder (${error.code ?? error.message})`, {
+      cause: error,
+      details: { file: pathOrFolder },
+    });
+  });
   const files = info.isDirectory() ? (await scenarioFiles(pathOrFolder)).sort() : [pathOrFolder];
+  if (files.length === 0) {
+    throw new KeeperError('INVALID_SCENARIO', `${pathOrFolder}: no scenario files (*.yaml, *.yml, *.json) in this folder`, {
+      details: { file: pathOrFolder },
+    });
+  }
   const loaded: CompiledScenario[] = [];
   const failures: string[] = [];
   for (const file of files) {
