@@ -95,12 +95,12 @@ function locate(parsed: ParsedYaml, path: JsonPath, message: string, atKey: bool
 
 function scenarioError(file: string, problems: readonly ScenarioProblem[]): KeeperError {
   const sorted = [...problems].sort((a, b) => a.line - b.line || a.col - b.col);
-  // A binary or wildly wrong file yields a flood: keep each line short and the first ten problems.
-  const clip = (text: string): string => (text.length > 200 ? `${text.slice(0, 197)}...` : text);
+  // A binary or wildly wrong file yields a flood: keep messages short and the first twenty problems.
+  const clip = (text: string): string => (text.length > 400 ? `${text.slice(0, 397)}...` : text);
   const lines = sorted
-    .slice(0, 10)
-    .map((p) => clip(`${file}:${p.line}:${p.col}: ${p.message}${p.path === '' ? '' : ` (at ${p.path})`}`));
-  if (sorted.length > 10) lines.push(`${file}: ... and ${sorted.length - 10} more problems`);
+    .slice(0, 20)
+    .map((p) => `${file}:${p.line}:${p.col}: ${clip(p.message)}${p.path === '' ? '' : ` (at ${clip(p.path)})`}`);
+  if (sorted.length > 20) lines.push(`${file}: ... and ${sorted.length - 20} more problems`);
   return new KeeperError('INVALID_SCENARIO', lines.join('\n'), { details: { file, problems: sorted } });
 }
 
