@@ -65,8 +65,8 @@ export async function simCommand(paths: readonly string[], options: SimOptions, 
   }
   // Bad scenario files fail here, once, before any worker starts.
   for (const path of paths) await loadScenarios(path);
-  if (workers > 1 && shard === undefined) return runWorkers(workers, seed, io, options.json ?? false);
   if (options.pairs && !options.exhaustive) throw new KeeperError('USAGE', '--pairs goes with --exhaustive');
+  if (workers > 1 && shard === undefined) return runWorkers(workers, seed, io, options.json ?? false);
 
   const started = performance.now();
   const totals: SimTotals = { scenarios: 0, crashStates: 0, histories: 0, checks: 0, cuts: 0, violations: [], replay: [], hits: {}, ms: 0 };
