@@ -42,6 +42,9 @@ export interface SimTotals {
   ms: number;
 }
 
+/** Random histories per batch (one fast-check run with its own seed). */
+const BATCH = 250;
+
 /** Random histories below this count do not prove crash-point coverage, so it is not enforced. */
 const COVERAGE_MIN_HISTORIES = 100;
 
@@ -93,13 +96,15 @@ export async function simCommand(paths: readonly string[], options: SimOptions, 
 
   const runs = options.runs !== undefined ? integer(options.runs, '--runs') : scenarios.length > 0 ? 0 : 200;
   const deadline = options.minutes !== undefined ? started + Number(options.minutes) * 60_000 : undefined;
-  let batch = 0;
   const shardIndex = shard?.index ?? 0;
   const shardCount = shard?.count ?? 1;
-  while (runs > 0 || deadline !== undefined) {
-    // Shard i takes seeds seed+i, seed+i+n, ...: disjoint and reproducible whatever the worker count.
-    const batchSeed = seed + shardIndex + batch * shardCount;
-    const batchRuns = deadline === undefined ? Math.ceil(runs / shardCount) : 500;
+  // Histories come in batches of BATCH runs; batch b has seed seed+b, and shard i takes the batches
+  // b = i, i+n, ...: the histories explored depend on the seed and the run count, never on how many
+  // workers or machines share them.
+  const batches = deadline === undefined ? Math.ceil(runs / BATCH) : Number.POSITIVE_INFINITY;
+  for (let batch = shardIndex; batch < batches; batch += shardCount) {
+    const batchSeed = seed + batch;
+    const batchRuns = deadline === undefined ? Math.min(BATCH, runs - batch * BATCH) : BATCH;
     const report = await randomSim({
       seed: batchSeed,
       runs: batchRuns,
@@ -127,8 +132,7 @@ export async function simCommand(paths: readonly string[], options: SimOptions, 
       totals.replay.push(`./bin/image-keeper sim --seed ${batchSeed} --runs ${batchRuns} --path ${report.path ?? ''}${flags}`);
       break;
     }
-    batch++;
-    if (deadline === undefined || performance.now() >= deadline) break;
+    if (deadline !== undefined && performance.now() >= deadline) break;
   }
   totals.ms = performance.now() - started;
   if (options.json) {

@@ -84,8 +84,9 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
       const ids = new Set(device.engine.peek().images.map((i) => i.id));
       for (const id of alwaysPresent) {
         if (!ids.has(id)) {
-          const message = `expected ${sym(id)} to be present at every step; gone after ${label}`;
-          if (!failures.includes(message)) failures.push(message);
+          // Once, at the call that lost it.
+          alwaysPresent.delete(id);
+          failures.push(`expected ${sym(id)} to be present at every step; gone after port call #${power.calls} ${label}`);
         }
       }
     };
