@@ -4,13 +4,11 @@
  * machine-wide engine. The process is tracked by the PID we spawned and by its pidfile, so a
  * dockerd restarted from a test worker can still be stopped by the globalSetup teardown.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { spawnDetachedDaemon } from './detached-daemon.js';
 import {
-  appendFileSync,
-  closeSync,
   existsSync,
   mkdirSync,
-  openSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -333,33 +331,14 @@ export class PrivateEngine {
     if (stalePid !== undefined) throw new Error(`private dockerd is already running as ${stalePid}`);
     rmSync(this.pidFile, { force: true }); // a pidfile naming a dead (or zombie) process would block start-up
     this.removeStaleContainerdPidFile();
-    appendFileSync(
-      this.logFile,
-      `\n=== ${new Date().toISOString()} starting ${this.dockerdPath} ${this.args.join(' ')}\n`,
-    );
-    const fd = openSync(this.logFile, 'a');
-    let spawnError: Error | undefined;
-    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-    const child = (() => {
-      try {
-        // detached: dockerd outlives whichever process (globalSetup or a test worker) spawned it; it is
-        // tracked through its pidfile and stopped by the teardown.
-        return spawn(this.dockerdPath, this.args, {
-          detached: true,
-          stdio: ['ignore', fd, fd],
-          env: daemonEnv(),
-        });
-      } finally {
-        closeSync(fd);
-      }
-    })();
-    child.once('error', (error) => (spawnError = error));
-    child.once('exit', (code, signal) => (exit = { code, signal }));
-    child.unref();
+    const daemon = spawnDetachedDaemon(this.dockerdPath, this.args, this.logFile, daemonEnv());
+    const child = daemon.child;
 
     const started = Date.now();
     const deadline = started + this.timeouts.startTimeoutMs;
     for (;;) {
+      const spawnError = daemon.spawnError();
+      const exit = daemon.exit();
       if (spawnError)
         throw new DaemonStartError(`could not spawn ${this.dockerdPath}: ${spawnError.message}`, false);
       if (exit) {

@@ -3,13 +3,10 @@
  * no auth, deletes enabled, listening on 127.0.0.1 on a free port, storing blobs in a private dir.
  * dockerd treats 127.0.0.0/8 registries as insecure, so plain HTTP works without daemon.json.
  */
-import { spawn } from 'node:child_process';
+import { spawnDetachedDaemon } from './detached-daemon.js';
 import {
-  appendFileSync,
-  closeSync,
   existsSync,
   mkdirSync,
-  openSync,
   readFileSync,
   writeFileSync,
 } from 'node:fs';
@@ -157,32 +154,15 @@ export class PrivateRegistry {
   ): Promise<void> {
     mkdirSync(this.storageDir, { recursive: true });
     writeFileSync(this.configFile, this.renderConfig());
-    appendFileSync(
-      this.logFile,
-      `\n=== ${new Date().toISOString()} starting ${binary} serve ${this.configFile}\n`,
-    );
-    const fd = openSync(this.logFile, 'a');
-    let spawnError: Error | undefined;
-    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-    const child = (() => {
-      try {
-        return spawn(binary, ['serve', this.configFile], {
-          detached: true,
-          stdio: ['ignore', fd, fd],
-          env: registryEnv(),
-        });
-      } finally {
-        closeSync(fd);
-      }
-    })();
-    child.once('error', (error) => (spawnError = error));
-    child.once('exit', (code, signal) => (exit = { code, signal }));
-    child.unref();
+    const daemon = spawnDetachedDaemon(binary, ['serve', this.configFile], this.logFile, registryEnv());
+    const child = daemon.child;
     if (child.pid !== undefined) writeFileSync(this.pidFile, `${child.pid}\n`);
 
     const started = Date.now();
     const deadline = started + startTimeoutMs;
     for (;;) {
+      const spawnError = daemon.spawnError();
+      const exit = daemon.exit();
       if (spawnError) throw new Error(`could not spawn ${binary}: ${spawnError.message}`);
       if (exit) {
         const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${String(exit.code)}`;
