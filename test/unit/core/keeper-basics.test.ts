@@ -59,16 +59,20 @@ describe('keeper on the fakes', () => {
     expect(r.trace.join('\n')).toContain('startup cleanup');
   });
 
-  it('the mutant that deletes by name is caught on shared images', async () => {
+  it('two rows on one image: dropping one keeps the image; deleting by name (the mutant) is caught', async () => {
+    // The image serves a service and a dependent app (which never runs here, so no container guards it).
+    const withDependent = (services: ReturnType<typeof service>[]) => ({ services, dependent: [service(a1, 9, 'sensor', 'k1')] });
     const s = build({
       images: [a1],
       engine: [a1.engine],
-      rows: [row(a1, 1, 'main', 'c1'), row(a1, 1, 'side', 'c1')],
-      containers: [container(a1, 1, 'main', 'c1')],
-      target: target(service(a1, 1, 'main', 'c1'), service(a1, 1, 'side', 'c1')),
-      steps: [{ kind: 'apply', target: target(service(a1, 1, 'side', 'c1')), intermediate: false }, { kind: 'container', action: 'remove', match: { serviceName: 'main' } }, { kind: 'apply', target: target(service(a1, 1, 'side', 'c1')), intermediate: false }],
+      rows: [row(a1, 1, 'main', 'c1'), row(a1, 9, 'sensor', 'k1')],
+      target: withDependent([service(a1, 1, 'main', 'c1')]),
+      steps: [{ kind: 'apply', target: withDependent([]), intermediate: false }],
       expect: { present: [a1.id] },
     });
-    expect((await runScenario(s)).ok).toBe(true);
+    const correct = await runScenario(s);
+    expect(correct.failures, correct.trace.join('\n')).toEqual([]);
+    const broken = await runScenario(s, { mutant: 'delete-by-name' });
+    expect(broken.failures.join('\n')).toMatch(/S2: deleted image/);
   });
 });
