@@ -1,3 +1,4 @@
+import type { TargetImage } from '../model/target.js';
 /**
  * Stable numeric IDs for targets, rows and containers that leave the cloud's integer IDs out. They
  * depend only on names, so a row, a container and a target that name the same service agree without
@@ -41,4 +42,24 @@ export function findServiceIdCollision(
     seen.set(id, name);
   }
   return undefined;
+}
+
+/**
+ * A target image (or the metadata of a row) from how files write one: app, service, commit, and cloud
+ * IDs that are derived from names when left out.
+ */
+export function targetImageOf(
+  name: string,
+  spec: { readonly app: number; readonly service: string; readonly commit: string; readonly imageId?: number | undefined; readonly releaseId?: number | undefined },
+  serviceId: number,
+): TargetImage {
+  return {
+    name,
+    appId: spec.app,
+    serviceId,
+    serviceName: spec.service,
+    imageId: spec.imageId ?? deriveImageId(spec.app, serviceId, spec.commit),
+    releaseId: spec.releaseId ?? deriveReleaseId(spec.commit),
+    commit: spec.commit,
+  };
 }

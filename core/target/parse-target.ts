@@ -4,7 +4,7 @@ import { isKeeperError } from '../errors.js';
 import type { Target, TargetImage, TargetService } from '../model/target.js';
 import { normalizeReference } from '../reference/image-reference.js';
 import { isBalenaTarget, parseBalenaTarget } from './balena-target.js';
-import { deriveImageId, deriveReleaseId, deriveServiceId, findServiceIdCollision } from './derived-ids.js';
+import { deriveImageId, deriveReleaseId, deriveServiceId, findServiceIdCollision, targetImageOf } from './derived-ids.js';
 import { invalidTarget, targetSchemaError, type JsonPath } from './json-path.js';
 
 /**
@@ -107,16 +107,7 @@ export function buildOwnDependents(
   specs.forEach((spec, i) => {
     const name = ctx.resolveImage(spec.image, [...base, i, 'image']);
     if (name === undefined) return;
-    const serviceId = spec.serviceId ?? deriveServiceId(spec.service);
-    images.push({
-      name,
-      appId: spec.app,
-      serviceId,
-      serviceName: spec.service,
-      imageId: spec.imageId ?? deriveImageId(spec.app, serviceId, spec.commit),
-      releaseId: spec.releaseId ?? deriveReleaseId(spec.commit),
-      commit: spec.commit,
-    });
+    images.push(targetImageOf(name, spec, spec.serviceId ?? deriveServiceId(spec.service)));
   });
   return images;
 }

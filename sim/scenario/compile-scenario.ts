@@ -7,7 +7,7 @@ import type { EngineImage, Layer } from '../../core/model/engine-image.js';
 import type { ImageRow } from '../../core/model/image-row.js';
 import type { Target, TargetImage } from '../../core/model/target.js';
 import { parseReference } from '../../core/reference/image-reference.js';
-import { deriveImageId, deriveReleaseId, deriveServiceId } from '../../core/target/derived-ids.js';
+import { deriveServiceId, targetImageOf } from '../../core/target/derived-ids.js';
 import { describeZodIssue, formatJsonPath, type JsonPath } from '../../core/target/json-path.js';
 import {
   buildOwnDependents,
@@ -544,17 +544,7 @@ class Compiler {
     const dockerImageId = this.rowImageId(spec.image, spec.id, path);
     const serviceId = this.serviceId(spec.service, spec.serviceId, [...path, 'service']);
     if (name === undefined || dockerImageId === undefined) return undefined;
-    return {
-      id: spec.rowId ?? index + 1,
-      name,
-      appId: spec.app,
-      serviceId,
-      serviceName: spec.service,
-      imageId: spec.imageId ?? deriveImageId(spec.app, serviceId, spec.commit),
-      releaseId: spec.releaseId ?? deriveReleaseId(spec.commit),
-      commit: spec.commit,
-      dockerImageId,
-    };
+    return { id: spec.rowId ?? index + 1, ...targetImageOf(name, spec, serviceId), dockerImageId };
   }
 
   /** `id` of a row: null, explicit, or by default the ID of the row's image symbol. */
