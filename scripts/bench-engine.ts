@@ -36,6 +36,10 @@ import { PrivateRegistry } from '../test/engine/support/private-registry.js';
 import { assertPrivateEngineAnswers } from '../test/engine/support/private-socket.js';
 import { resetEngine } from '../test/engine/support/reset-engine.js';
 import { claimPrivateDir } from '../test/engine/support/stale-runs.js';
+import { forgetOtherEngines } from '../test/engine/support/docker-env.js';
+
+// Before anything else: no DOCKER_HOST, context or TLS setting may point a client at another engine.
+const droppedEnv = forgetOtherEngines();
 
 const only = process.argv.slice(2);
 const want = (name: string): boolean => only.length === 0 || only.includes(name);
@@ -70,6 +74,7 @@ interface Rig {
 }
 
 async function main(): Promise<void> {
+  if (droppedEnv.length > 0) log(`ignoring ${droppedEnv.join(', ')}: only the private engine is used`);
   const base = median([baselineMs(), baselineMs(), baselineMs()]);
   emit({ bench: 'baseline', what: 'sha256 of 50 MiB', baselineMs: round(base, 2) });
   const root = createPrivateDir();

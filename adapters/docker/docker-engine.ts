@@ -1,5 +1,5 @@
 import { isAbsolute } from 'node:path';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { KeeperError, isKeeperError } from '../../core/errors.js';
 import type { Container } from '../../core/model/container.js';
 import type { EngineImage } from '../../core/model/engine-image.js';
@@ -8,6 +8,7 @@ import type { TargetService } from '../../core/model/target.js';
 import type { ContainerControl } from '../../core/ports/container-control.js';
 import type { DiskUsage, Engine, ProgressListener, RemoveReferenceOutcome } from '../../core/ports/engine.js';
 import { digestOf, parseReference, repositoryOf } from '../../core/reference/image-reference.js';
+import { socketClient } from './docker-client.js';
 import { containerName, serviceFromLabels, serviceLabels } from './container-labels.js';
 import { engineMessageOf, engineUnavailable, httpStatusOf, isUnavailable } from './docker-errors.js';
 import { followPullStream, incomplete } from './pull-stream.js';
@@ -71,8 +72,8 @@ export class DockerEngine implements Engine, ContainerControl {
       );
     }
     this.socketPath = socketPath;
-    this.docker = clientFor(socketPath, options.timeoutMs ?? 60_000);
-    this.streamDocker = clientFor(socketPath, undefined);
+    this.docker = socketClient(socketPath, { timeoutMs: options.timeoutMs ?? 60_000 });
+    this.streamDocker = socketClient(socketPath);
     this.pullIdleTimeoutMs = options.pullIdleTimeoutMs ?? 300_000;
     this.progressThrottleMs = options.progressThrottleMs ?? 250;
     this.defaultCommand = options.defaultCommand;
@@ -384,24 +385,6 @@ export class DockerEngine implements Engine, ContainerControl {
       },
     );
   }
-}
-
-/**
- * A dockerode client bound to `socketPath` only. docker-modem merges DOCKER_HOST/TLS defaults under the
- * options, and a tcp DOCKER_HOST's host would win over socketPath: the explicit undefineds prevent that.
- */
-function clientFor(socketPath: string, timeoutMs: number | undefined): Docker {
-  const options: Record<string, unknown> = {
-    socketPath,
-    host: undefined,
-    port: undefined,
-    protocol: 'http',
-    ca: undefined,
-    cert: undefined,
-    key: undefined,
-    ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }),
-  };
-  return new Docker(options as Docker.DockerOptions);
 }
 
 function toEngineImage(info: Docker.ImageInspectInfo): EngineImage {

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { resolveDockerCli } from './support/docker-cli.js';
 import { ENGINE_INFO_ENV, type EngineInfo } from './support/engine-info.js';
+import { forgetOtherEngines } from './support/docker-env.js';
 import { keepLogs } from './support/kept-logs.js';
 import { createPrivateDir, removePrivateDir } from './support/private-dir.js';
 import { PrivateEngine } from './support/private-engine.js';
@@ -44,6 +45,10 @@ const log = (line: string): void => console.log(`[engine-setup] ${line}`);
 
 // eslint-disable-next-line no-restricted-syntax -- vitest's globalSetup contract requires a default export
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Before anything else: a tcp:// or ssh:// DOCKER_HOST (or a context or TLS settings) must never
+  // reach a client this setup or a test builds. Restored by the teardown.
+  const savedEnv = new Map(MANAGED_ENV.map((key) => [key, process.env[key]]));
+  const dropped = forgetOtherEngines();
   const timings: Record<string, number> = {};
   const began = Date.now();
   let mark = began;
@@ -56,9 +61,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   ensureDependencies(log);
   lap('installMs');
   assertNoTestcontainersHostOverride();
+  if (dropped.length > 0) log(`ignoring ${dropped.join(', ')} from the environment: only the private engine is used`);
   await sweepStaleRuns(log);
 
-  const savedEnv = new Map(MANAGED_ENV.map((key) => [key, process.env[key]]));
   const rootDir = createPrivateDir();
   claimPrivateDir(rootDir);
   let engine: PrivateEngine | undefined;
@@ -103,9 +108,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await assertPrivateEngineAnswers(engine.socketPath, engine.dataRoot);
     const dockerConfig = join(rootDir, 'docker-config');
     mkdirSync(dockerConfig, { recursive: true });
-    delete process.env['DOCKER_CONTEXT'];
-    delete process.env['DOCKER_TLS_VERIFY'];
-    delete process.env['DOCKER_CERT_PATH'];
     process.env['DOCKER_HOST'] = engine.dockerHost;
     process.env['DOCKER_CONFIG'] = dockerConfig;
     process.env['TESTCONTAINERS_RYUK_DISABLED'] = 'true';

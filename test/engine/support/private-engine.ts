@@ -13,12 +13,13 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
-import Docker from 'dockerode';
+import { dirname, join } from 'node:path';
+import type Docker from 'dockerode';
+import { socketClient } from '../../../adapters/docker/docker-client.js';
 import { unmountAllUnder } from './mounts.js';
 import { tailFile } from './log-tail.js';
 import { removePrivateDir } from './private-dir.js';
-import { assertPrivateSocketPath } from './private-socket.js';
+import { assertPrivateEngineAnswers, assertPrivateSocketPath } from './private-socket.js';
 import {
   findProcessesMentioning,
   isProcessAlive,
@@ -106,6 +107,8 @@ export class PrivateEngine {
     this.timeouts = timeouts;
     this.log = log;
     assertPrivateSocketPath(this.socketPath);
+    if (dirname(this.socketPath) !== this.dir)
+      throw new Error(`the private engine's socket ${this.socketPath} must be in its own dir ${this.dir}`);
   }
 
   /**
@@ -213,11 +216,7 @@ export class PrivateEngine {
 
   /** A dockerode client bound to the private socket (never to DOCKER_HOST or a default). */
   client(timeoutMs?: number): Docker {
-    return new Docker(
-      timeoutMs === undefined
-        ? { socketPath: this.socketPath }
-        : { socketPath: this.socketPath, timeout: timeoutMs },
-    );
+    return socketClient(this.socketPath, { timeoutMs });
   }
 
   async ping(timeoutMs = 2_000): Promise<boolean> {
@@ -280,6 +279,8 @@ export class PrivateEngine {
     }
     if (await this.ping()) {
       try {
+        // Only ever the socket this engine created, and only once it proves to be this dockerd.
+        await assertPrivateEngineAnswers(this.socketPath, this.dataRoot);
         const docker = this.client(30_000);
         const containers = await docker.listContainers({ all: true });
         for (const container of containers) {

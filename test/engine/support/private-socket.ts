@@ -4,7 +4,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import Docker from 'dockerode';
+import { socketClient } from '../../../adapters/docker/docker-client.js';
 
 const SYSTEM_SOCKETS = ['/var/run/docker.sock', '/run/docker.sock'];
 
@@ -39,7 +39,7 @@ export async function assertPrivateEngineAnswers(
   timeoutMs = 5_000,
 ): Promise<void> {
   assertPrivateSocketPath(socketPath);
-  const docker = new Docker({ socketPath, timeout: timeoutMs });
+  const docker = socketClient(socketPath, { timeoutMs });
   try {
     await docker.ping();
   } catch (error) {

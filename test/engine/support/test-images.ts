@@ -14,7 +14,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import Docker from 'dockerode';
+import { socketClient } from '../../../adapters/docker/docker-client.js';
 import { deterministicBytes } from './deterministic-bytes.js';
 import { runDockerCli } from './docker-cli.js';
 
@@ -143,7 +143,7 @@ export async function buildTestImages(options: BuildTestImagesOptions): Promise<
   const busybox = options.busyboxPath ?? '/bin/busybox';
   if (!existsSync(busybox))
     throw new Error(`${busybox} is missing: install busybox-static (scripts/install-engine-deps.sh)`);
-  const docker = new Docker({ socketPath: options.socketPath, timeout: 120_000 });
+  const docker = socketClient(options.socketPath, { timeoutMs: 120_000 });
   const cli = (args: readonly string[]) => runDockerCli(options.socketPath, args);
   const repo = (path: string) => `${options.registryHost}/${path}`;
   const started = Date.now();
