@@ -1,4 +1,5 @@
-import { link, open, readFile, unlink } from 'node:fs/promises';
+import { link, open, readFile, readdir, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 
 import { KeeperError } from '../../core/errors.js';
 
@@ -9,17 +10,23 @@ export interface FileLock {
 }
 
 /**
- * Takes `<db>.lock` so only one image-keeper uses a state DB. The lock file holds the holder's pid and
- * the kernel boot id; a lock is stale (and taken over) when that process is dead or the device rebooted
- * since (after a power cut the pid may belong to an unrelated process). The file appears with its
- * content complete (written to a private temp file, then hard-linked into place), so a reader never
- * mistakes a lock being written for a stale one.
+ * Takes `<db>.lock` so only one image-keeper uses a state DB. The lock file holds the holder's pid, the
+ * kernel boot id and the holder's start time (Linux: field 22 of /proc/<pid>/stat, in clock ticks since
+ * boot). A lock is stale (and taken over) when:
+ *  - its pid is this process's own: one process never takes the lock twice, so it is a dead holder's
+ *    pid that came round again (a container restarted after a SIGKILL numbers its processes alike);
+ *  - the device rebooted since (another boot id);
+ *  - that process is dead, or a process with that pid started at another time (the pid was reused).
+ * A live pid whose start time cannot be read (a lock written by an older version) still counts as the
+ * holder. The file appears with its content complete (written to a private temp file, then hard-linked
+ * into place), so a reader never mistakes a lock being written for a stale one; temp files that a
+ * killed holder left behind are removed once the lock is ours.
  *
  * Limit: two processes that find the same stale lock at the same instant may both take it over; the
  * CLI is started by one supervisor, so this window is accepted rather than solved.
  */
 export async function acquireLock(path: string): Promise<FileLock> {
-  const content = `${process.pid}\n${await bootId()}\n`;
+  const content = `${process.pid}\n${await bootId()}\n${(await startTimeOf(process.pid)) ?? ''}\n`;
   const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
   const handle = await open(tmp, 'wx', 0o600);
   try {
@@ -32,6 +39,7 @@ export async function acquireLock(path: string): Promise<FileLock> {
     for (let attempt = 0; ; attempt++) {
       try {
         await link(tmp, path);
+        await sweepLeakedTempFiles(path, tmp);
         return ownedLock(path, content);
       } catch (error) {
         if (errorCode(error) !== 'EEXIST') throw error;
@@ -64,6 +72,8 @@ function ownedLock(path: string, content: string): FileLock {
 interface Holder {
   readonly pid: number;
   readonly bootId: string;
+  /** The holder's start time as written; empty in locks of older versions. */
+  readonly startTime: string;
 }
 
 /** The lock's holder; pid 0 when the file is not one acquireLock wrote (it links only complete files). */
@@ -75,21 +85,85 @@ async function readHolder(path: string): Promise<Holder | 'gone'> {
     if (errorCode(error) === 'ENOENT') return 'gone';
     throw error;
   }
-  const [pidLine = '', bootLine = ''] = text.split('\n');
-  const pid = Number(pidLine);
-  return Number.isSafeInteger(pid) && pid > 0 ? { pid, bootId: bootLine } : { pid: 0, bootId: '' };
+  return parseHolder(text);
+}
+
+function parseHolder(text: string): Holder {
+  const [pidLine = '', bootLine = '', startLine = ''] = text.split('\n');
+  const pid = /^\d+$/.test(pidLine) ? Number(pidLine) : 0;
+  return Number.isSafeInteger(pid) && pid > 0
+    ? { pid, bootId: bootLine, startTime: startLine }
+    : { pid: 0, bootId: '', startTime: '' };
 }
 
 async function isStale(holder: Holder): Promise<boolean> {
   if (holder.pid === 0) return true;
+  if (holder.pid === process.pid) return true;
   const currentBoot = await bootId();
   if (holder.bootId !== '' && currentBoot !== '' && holder.bootId !== currentBoot) return true;
+  if (!isAlive(holder.pid)) return true;
+  if (holder.startTime === '') return false;
+  const startTime = await startTimeOf(holder.pid);
+  // Unreadable (gone meanwhile, or /proc hides it): the kill(0) above said alive, so it holds.
+  if (startTime === undefined) return !isAlive(holder.pid);
+  return startTime !== holder.startTime;
+}
+
+function isAlive(pid: number): boolean {
   try {
-    process.kill(holder.pid, 0);
-    return false;
+    process.kill(pid, 0);
+    return true;
   } catch (error) {
     // EPERM: the process exists but belongs to someone else, so it is alive.
-    return errorCode(error) === 'ESRCH';
+    return errorCode(error) !== 'ESRCH';
+  }
+}
+
+/**
+ * When process `pid` started (Linux: /proc/<pid>/stat field 22, clock ticks since boot), as text;
+ * undefined where it cannot be read. With the boot id it names one process for good: a pid reused
+ * after the holder died has another start time.
+ */
+export async function startTimeOf(pid: number): Promise<string | undefined> {
+  let stat: string;
+  try {
+    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // "pid (comm) state ppid ...": comm may hold spaces and ')', so count fields after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const startTime = fields[22 - 3];
+  return startTime !== undefined && /^\d+$/.test(startTime) ? startTime : undefined;
+}
+
+/**
+ * Removes `<lock>.<pid>.<ms>.tmp` files that holders killed between writing and linking left behind:
+ * those whose process is dead, or whose complete content names another process (another boot, or the
+ * pid reused). A temp file of a live process that is still being written is left alone.
+ */
+async function sweepLeakedTempFiles(path: string, ownTmp: string): Promise<void> {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.`;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const match = /^(\d+)\.\d+\.tmp$/.exec(name.startsWith(prefix) ? name.slice(prefix.length) : '');
+    const file = join(dir, name);
+    if (!match || file === ownTmp) continue;
+    const pid = Number(match[1]);
+    if (pid === process.pid) continue; // another acquire of this process may be writing it
+    let leaked = !isAlive(pid);
+    if (!leaked) {
+      const text = await readFile(file, 'utf8').catch(() => '');
+      const holder = parseHolder(text);
+      leaked = text.split('\n').length >= 4 && holder.pid === pid && (await isStale(holder));
+    }
+    if (leaked) await unlink(file).catch(() => undefined);
   }
 }
 
