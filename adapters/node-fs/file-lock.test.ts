@@ -113,6 +113,37 @@ describe('acquireLock', () => {
     await lock.release();
   });
 
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const)('%s releases the lock and ends the holder with %i (releaseOnSignals)', async (signal, code) => {
+    const path = join(dir, `signal-${signal}.db.lock`);
+    const script = join(dir, `holder-${signal}.mts`);
+    const module = new URL('./file-lock.js', import.meta.url).href;
+    await writeFile(
+      script,
+      `import { acquireLock, releaseOnSignals } from ${JSON.stringify(module)};\n` +
+        `const lock = await acquireLock(${JSON.stringify(path)});\n` +
+        `releaseOnSignals(lock);\n` +
+        `console.log('held');\n` +
+        `setInterval(() => undefined, 1000);\n`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => chunk.toString('utf8').includes('held') && resolve());
+      child.once('close', () => reject(new Error(`the holder ended early: ${stderr}`)));
+    });
+    expect((await readFile(path, 'utf8')).split('\n')[0]).toBe(String(child.pid));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (status) => resolve(status)));
+    child.kill(signal);
+    expect(await exited).toBe(code);
+    expect(stderr).toBe(`image-keeper: stopped by ${signal}; ${path} released, the state is kept (run again to continue)\n`);
+    await expect(readFile(path, 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });
+    await rm(script);
+  });
+
   it('release leaves a lock that is no longer ours alone', async () => {
     const path = join(dir, 'e.db.lock');
     const lock = await acquireLock(path);

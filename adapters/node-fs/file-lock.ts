@@ -1,4 +1,6 @@
+import { readFileSync, unlinkSync } from 'node:fs';
 import { link, open, readFile, readdir, unlink } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
 import { KeeperError } from '../../core/errors.js';
@@ -7,6 +9,32 @@ export interface FileLock {
   readonly path: string;
   /** Removes the lock file if it is still ours; safe to call twice. */
   release(): Promise<void>;
+  /** The same, synchronously (for signal handlers, which must not yield before the process exits). */
+  releaseSync(): void;
+}
+
+/**
+ * While the lock is held, SIGINT and SIGTERM (Ctrl-C, `docker stop`, a supervisor stopping us) release
+ * it and end the process at once with 128 + the signal's number, after one line on stderr. Nothing of
+ * ours runs after the release, so no second instance can overlap this one; whatever was in flight is
+ * cut like a power cut would cut it, which the protocol is built for (the state DB commits atomically).
+ * Returns the function that removes the handlers (call it before releasing normally).
+ */
+export function releaseOnSignals(lock: FileLock, say: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): () => void {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    try {
+      lock.releaseSync();
+    } finally {
+      say(`image-keeper: stopped by ${signal}; ${lock.path} released, the state is kept (run again to continue)`);
+      process.exit(128 + (constants.signals[signal] ?? 0));
+    }
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
 }
 
 /**
@@ -65,6 +93,20 @@ function ownedLock(path: string, content: string): FileLock {
     async release() {
       const now = await readFile(path, 'utf8').catch(() => null);
       if (now === content) await unlink(path).catch(ignoreMissing);
+    },
+    releaseSync() {
+      let now: string;
+      try {
+        now = readFileSync(path, 'utf8');
+      } catch {
+        return;
+      }
+      if (now !== content) return;
+      try {
+        unlinkSync(path);
+      } catch (error) {
+        ignoreMissing(error);
+      }
     },
   };
 }
