@@ -2,7 +2,7 @@ import { access, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DockerEngine } from '../adapters/docker/docker-engine.js';
 import { MemoryImageDb } from '../adapters/memory/memory-image-db.js';
-import { acquireLock } from '../adapters/node-fs/file-lock.js';
+import { acquireLock, releaseOnSignals } from '../adapters/node-fs/file-lock.js';
 import type { FileLock } from '../adapters/node-fs/file-lock.js';
 import { NodeFileSystem } from '../adapters/node-fs/node-file-system.js';
 import type { DbRecovery } from '../adapters/sqljs/sqljs-image-db.js';
@@ -60,8 +60,9 @@ export const REAL_CLOCK: Clock = {
 /**
  * Opens the device in this order: the DB's directory, the lock next to the DB (a second instance fails
  * here at once), the engine (it must answer before anything is written), the DB. Runs `work`, then
- * closes the DB and releases the lock whatever happened. A SIGKILL skips the release: the lock names a
- * dead pid and the next start takes it over.
+ * closes the DB and releases the lock whatever happened. SIGINT and SIGTERM release it and exit with
+ * 128 + the signal (releaseOnSignals). A SIGKILL skips the release: the lock names a dead pid and the
+ * next start takes it over.
  */
 export async function withDevice<T>(request: DeviceRequest, work: (device: Device) => Promise<T>): Promise<T> {
   const { settings } = request;
@@ -78,6 +79,8 @@ export async function withDevice<T>(request: DeviceRequest, work: (device: Devic
   } catch (error) {
     throw systemError(error, `cannot take the lock ${dbPath}.lock`);
   }
+  // SIGINT/SIGTERM (Ctrl-C, docker stop) release the lock and exit 128+signal at once.
+  const keepSignals = releaseOnSignals(lock);
   try {
     const engine = DockerEngine.fromUrl(settings.engineUrl, {
       ...(settings.pullIdleTimeoutMs !== undefined ? { pullIdleTimeoutMs: settings.pullIdleTimeoutMs } : {}),
@@ -123,6 +126,7 @@ export async function withDevice<T>(request: DeviceRequest, work: (device: Devic
       await sqlDb?.close();
     }
   } finally {
+    keepSignals();
     await lock.release();
   }
 }
