@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { isAbsolute } from 'node:path';
 import type Docker from 'dockerode';
 import { KeeperError, isKeeperError } from '../../core/errors.js';
@@ -33,6 +34,10 @@ export interface DockerEngineOptions {
   readonly stopTimeoutSeconds?: number;
 }
 
+/** `/system/df` refused because another one runs: retried this often, from this backoff, doubling. */
+const DF_BUSY_RETRIES = 5;
+const DF_BUSY_BACKOFF_MS = 200;
+
 /** One entry of the `DELETE /images/{name}` payload: an array of one-key objects. */
 interface RemoveEntry {
   readonly Untagged?: string;
@@ -42,8 +47,8 @@ interface RemoveEntry {
 /**
  * The Engine and ContainerControl ports over a stock Docker engine (dockerode). Where it differs from
  * the fake engine, it is because Docker does:
- *  - layers are the image's RootFS diff IDs with size 0: Docker exposes no per-layer sizes, so `size`
- *    is the image's own Size and disk accounting comes from diskUsage();
+ *  - layers are the image's RootFS diff IDs with size 0 (the per-layer sizes only come with the
+ *    history, which diskUsage reads), so `size` is the image's own Size;
  *  - pull progress counts every layer of the image ("Already exists" is done), the fake only missing ones;
  *  - no deltas (supportsDeltas false), and no partial layers to prune: dockerd discards the layers of
  *    a cancelled pull itself and cleans its temp files on restart.
@@ -60,6 +65,8 @@ export class DockerEngine implements Engine, ContainerControl {
   private readonly defaultCommand: readonly string[] | undefined;
   private readonly networkMode: string;
   private readonly stopTimeoutSeconds: number;
+  /** Layer chain IDs and sizes by image ID (immutable content), for diskUsage. */
+  private readonly layerSizeCache = new Map<string, readonly { chainId: string; size: number }[]>();
   /** Removals run one at a time: parallel removal of an image's last tags races inside the engine. */
   private removals: Promise<unknown> = Promise.resolve();
 
@@ -214,17 +221,34 @@ export class DockerEngine implements Engine, ContainerControl {
     });
   }
 
+  /**
+   * `images` is what `/system/df` calls LayersSize: the bytes of every layer any image (hidden parents
+   * included) uses, each shared layer once. It is summed from each image's layer sizes (inspect and
+   * history, fetched once per image ID and cached: an image ID names immutable content), keyed by
+   * layer chain ID, so a planning pass costs one image list. `/system/df` itself sizes every
+   * container's writable layer (slow) and engine 20.10 refuses a second one while one runs (500 "a
+   * disk usage operation is already running"); it is asked only for an image whose history does not
+   * map onto its layers one to one, and that refusal is retried. `partial` is 0: interrupted pulls
+   * leave nothing the API can see, dockerd discards them itself.
+   */
   async diskUsage(): Promise<DiskUsage> {
-    let df: { LayersSize?: number; Images?: { Id: string; Size?: number }[] | null };
+    let summaries: Docker.ImageInfo[];
     try {
-      df = (await this.docker.df()) as typeof df;
+      summaries = await this.docker.listImages({ all: true });
     } catch (error) {
-      throw this.failure('report disk usage', error);
+      throw this.failure('list images', error);
     }
-    const fallback = new Map((df.Images ?? []).map((i) => [i.Id, i.Size ?? 0]));
-    const images =
-      typeof df.LayersSize === 'number' ? df.LayersSize : [...fallback.values()].reduce((a, b) => a + b, 0);
-    // Interrupted pulls leave nothing the API can see: dockerd discards them itself.
+    const layerSizes = new Map<string, number>();
+    const listed = new Set<string>();
+    for (const summary of summaries) {
+      listed.add(summary.Id);
+      const layers = await this.layerSizesOf(summary.Id);
+      if (layers === 'unmapped') return { images: await this.layersSizeFromDf(), partial: 0 };
+      for (const layer of layers) layerSizes.set(layer.chainId, layer.size);
+    }
+    for (const id of this.layerSizeCache.keys()) if (!listed.has(id)) this.layerSizeCache.delete(id);
+    let images = 0;
+    for (const size of layerSizes.values()) images += size;
     return { images, partial: 0 };
   }
 
@@ -313,6 +337,57 @@ export class DockerEngine implements Engine, ContainerControl {
   }
 
   // ---- internals ---------------------------------------------------------------------------------
+
+  /**
+   * The image's layers as chain IDs with their sizes, from inspect (diff IDs) and history (sizes,
+   * newest first; an entry without a layer has size 0). Exact when the entries with a size are as many
+   * as the layers; otherwise (a layer of 0 bytes hides among the empty entries) 'unmapped'. An image
+   * removed meanwhile has none.
+   */
+  private async layerSizesOf(imageId: string): Promise<readonly { chainId: string; size: number }[] | 'unmapped'> {
+    const cached = this.layerSizeCache.get(imageId);
+    if (cached) return cached;
+    const info = await this.inspectRaw(imageId);
+    if (!info) return [];
+    let history: { Size?: number }[];
+    try {
+      history = (await this.docker.getImage(imageId).history()) as { Size?: number }[];
+    } catch (error) {
+      if (httpStatusOf(error) === 404) return [];
+      throw this.failure(`read the history of ${imageId}`, error);
+    }
+    const diffIds = info.RootFS.Layers ?? [];
+    const sizes = history
+      .map((entry) => entry.Size ?? 0)
+      .filter((size) => size > 0)
+      .reverse();
+    if (sizes.length !== diffIds.length) return 'unmapped';
+    const layers: { chainId: string; size: number }[] = [];
+    let chainId = '';
+    diffIds.forEach((diffId, index) => {
+      chainId = index === 0 ? diffId : `sha256:${createHash('sha256').update(`${chainId} ${diffId}`).digest('hex')}`;
+      layers.push({ chainId, size: sizes[index] ?? 0 });
+    });
+    this.layerSizeCache.set(imageId, layers);
+    return layers;
+  }
+
+  /** `/system/df`'s LayersSize; its "already running" refusal (another df in flight) is retried. */
+  private async layersSizeFromDf(): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const df = (await this.docker.df()) as { LayersSize?: number };
+        if (typeof df.LayersSize !== 'number') {
+          throw new KeeperError('ENGINE_UNAVAILABLE', `docker engine at ${this.socketPath} reported no LayersSize in /system/df`);
+        }
+        return df.LayersSize;
+      } catch (error) {
+        const busy = httpStatusOf(error) === 500 && /already running/i.test(engineMessageOf(error));
+        if (!busy || attempt >= DF_BUSY_RETRIES) throw this.failure('report disk usage', error);
+        await new Promise((resolve) => setTimeout(resolve, DF_BUSY_BACKOFF_MS * 2 ** attempt));
+      }
+    }
+  }
 
   private async inspectRaw(refOrId: string): Promise<Docker.ImageInspectInfo | null> {
     try {
