@@ -106,6 +106,7 @@ export class FakeDevice {
    */
   async boot(): Promise<ImageKeeper> {
     this.boots++;
+    this.power.restore();
     this.engine.restart();
     if (this.fs && this.power.cuts > this.cutsAtLastBoot) {
       this.fs.stepHook = undefined;

@@ -12,14 +12,33 @@ export interface ArmedCut {
 }
 
 /**
- * Decides where power goes out. Two kinds of cut: at the k-th port call (every port call is a step,
- * so exhaustive sweeps enumerate k), and at a named crash point inside the protocol. Counts how often
- * each named point was reached, for coverage.
+ * Crash points reached INSIDE an engine call, between two layers of a pull or delta: no port-call
+ * boundary falls there, so each reach is a step of its own (a cut there keeps the layers done so far).
+ * Every other point is reached right after a port call returned, so a cut there is the same crash
+ * state as a cut before the next call.
+ */
+export const INTERIOR_POINTS: ReadonlySet<CrashPoint> = new Set<CrashPoint>(['mid-pull', 'mid-delta']);
+
+/**
+ * Decides where power goes out. Two kinds of cut: at the k-th step (every port call is a step, and so
+ * is every reach of an interior crash point, so exhaustive sweeps enumerate k), and at a named crash
+ * point inside the protocol. Counts how often each named point was reached, and how often power went
+ * out there, for coverage.
+ *
+ * Once power is out it stays out: every later step throws again until the device boots. A core that
+ * swallowed the cut's error cannot carry on as if nothing happened (the runner reports it).
  */
 export class PowerController implements CrashPoints {
-  /** Port calls made since this controller was created (across restarts). */
+  /** Steps (port calls and interior crash points) made since this controller was created (across restarts). */
   calls = 0;
   readonly hits = new Map<CrashPoint, number>(CRASH_POINTS.map((p) => [p, 0]));
+  /** Cuts that landed at each named crash point (by name, or by number at an interior point). */
+  readonly cutsAt = new Map<CrashPoint, number>(CRASH_POINTS.map((p) => [p, 0]));
+  /** Power is out: set by a cut, cleared by `restore` when the device boots. */
+  off = false;
+  private offReason = '';
+  /** The non-interior point reached since the last step: a cut before the next call lands there. */
+  private lastReached: CrashPoint | undefined;
   private cutAtCalls: number[] = [];
   private armed: { cut: ArmedCut; seen: number }[] = [];
   /** Called before every port call, with its label and arguments (the invariant checker hooks here). */
@@ -27,6 +46,8 @@ export class PowerController implements CrashPoints {
   /** Called after every port call that ran, also when it failed (`result` is then undefined). */
   afterCall: ((label: string, args: readonly unknown[], result: unknown, ok: boolean) => void) | undefined;
   cuts = 0;
+  /** Cuts that fired by step number (cutAtCall). */
+  numberedCuts = 0;
   /** Whether the device resumes its target after the last cut (see ArmedCut.resume). */
   lastCutResumes = true;
 
@@ -37,6 +58,11 @@ export class PowerController implements CrashPoints {
 
   arm(cut: ArmedCut): void {
     this.armed.push({ cut, seen: 0 });
+  }
+
+  /** Drops the named cuts that have not fired; cuts by step number stay. */
+  disarmNamed(): void {
+    this.armed = [];
   }
 
   disarmAll(): void {
@@ -63,19 +89,47 @@ export class PowerController implements CrashPoints {
 
   private suspended = 0;
 
+  /** Power is back: the device boots. */
+  restore(): void {
+    this.off = false;
+  }
+
   tick(label: string): void {
     if (this.suspended > 0) return;
+    if (this.off) throw this.stillOff(label);
     this.calls++;
-    const index = this.cutAtCalls.indexOf(this.calls);
-    if (index >= 0) {
-      this.cutAtCalls.splice(index, 1);
-      this.lastCutResumes = true;
-      throw this.cut(`before port call #${this.calls} ${label}`);
+    if (this.cutAtCalls.length > 0) {
+      const index = this.cutAtCalls.indexOf(this.calls);
+      if (index >= 0) {
+        this.cutAtCalls.splice(index, 1);
+        this.lastCutResumes = true;
+        this.numberedCuts++;
+        if (this.lastReached) this.cutsAt.set(this.lastReached, (this.cutsAt.get(this.lastReached) ?? 0) + 1);
+        this.lastReached = undefined;
+        throw this.cut(`before port call #${this.calls} ${label}`);
+      }
     }
+    this.lastReached = undefined;
   }
 
   reach(point: CrashPoint, detail: string): void {
+    if (this.off) throw this.stillOff(point);
     this.hits.set(point, (this.hits.get(point) ?? 0) + 1);
+    if (!INTERIOR_POINTS.has(point)) this.lastReached = point;
+    else if (this.suspended === 0) {
+      this.calls++;
+      this.lastReached = undefined;
+      if (this.cutAtCalls.length > 0) {
+        const index = this.cutAtCalls.indexOf(this.calls);
+        if (index >= 0) {
+          this.cutAtCalls.splice(index, 1);
+          this.lastCutResumes = true;
+          this.numberedCuts++;
+          this.cutsAt.set(point, (this.cutsAt.get(point) ?? 0) + 1);
+          throw this.cut(`at step #${this.calls} ${point} (${detail})`);
+        }
+      }
+    }
     for (const entry of this.armed) {
       if (entry.cut.at !== point) continue;
       if (entry.cut.match !== undefined && !detail.includes(entry.cut.match)) continue;
@@ -83,6 +137,7 @@ export class PowerController implements CrashPoints {
       if (entry.seen === entry.cut.occurrence) {
         this.armed = this.armed.filter((e) => e !== entry);
         this.lastCutResumes = entry.cut.resume ?? true;
+        this.cutsAt.set(point, (this.cutsAt.get(point) ?? 0) + 1);
         throw this.cut(`at ${point} (${detail})`);
       }
     }
@@ -90,14 +145,24 @@ export class PowerController implements CrashPoints {
 
   private cut(where: string): KeeperError {
     this.cuts++;
-    // Cuts are frequent and their stack says nothing (the trace does): skip capturing one.
-    const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
-    try {
-      return new KeeperError('POWER_CUT', `power cut ${where}`, { details: { where } });
-    } finally {
-      Error.stackTraceLimit = limit;
-    }
+    this.off = true;
+    this.offReason = where;
+    return powerCutError(`power cut ${where}`, where);
+  }
+
+  private stillOff(label: string): KeeperError {
+    return powerCutError(`power is still out (cut ${this.offReason}) at ${label}`, this.offReason);
+  }
+}
+
+function powerCutError(message: string, where: string): KeeperError {
+  // Cuts are frequent and their stack says nothing (the trace does): skip capturing one.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new KeeperError('POWER_CUT', message, { details: { where } });
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Mutant } from '../../core/mutants.js';
 import type { Persistence } from '../device/fake-device.js';
-import type { RunResult } from '../runner/run-scenario.js';
+import type { RunOptions, RunResult } from '../runner/run-scenario.js';
 import { runScenario } from '../runner/run-scenario.js';
 import type { CompiledScenario } from '../scenario/compiled-scenario.js';
 
@@ -24,53 +24,73 @@ export interface SweepFailure {
 
 export interface SweepReport {
   readonly scenario: string;
-  /** Port calls of the run without a cut: the single-cut positions. */
+  /** Steps of the run without a cut where power can go out: the single-cut positions. */
   readonly baselineCalls: number;
+  /** Runs in which every cut asked for really fired: distinct crash states explored. */
   readonly crashStates: number;
+  /** Cut positions tried (a second cut can fall after the end of a short recovery: not a crash state). */
+  readonly positions: number;
   readonly failures: readonly SweepFailure[];
   readonly checks: number;
   readonly hits: ReadonlyMap<string, number>;
+  /** Cuts that landed at each named crash point. */
+  readonly cutsAt: ReadonlyMap<string, number>;
 }
 
 /**
- * Exhaustive crash exploration of one scenario (ALICE/ACE style, bounded): a cut before every port call
- * of the run, then, for pairs, a second cut before every port call of the recovery from each first cut.
- * Each crash state is a full run with all invariants and expectations checked.
+ * Exhaustive crash exploration of one scenario (ALICE/ACE style, bounded): a cut at every step of the
+ * run (before each port call, and between two layers of every pull or delta), then, for pairs, a
+ * second cut at every step of the recovery from each first cut. Each crash state is a full run with
+ * all invariants checked.
  */
 export async function sweep(scenario: CompiledScenario, options: SweepOptions): Promise<SweepReport> {
-  const baseline = await runScenario(scenario, { mutant: options.mutant, persistence: options.persistence ?? 'memory' });
+  const base: RunOptions = { mutant: options.mutant, persistence: options.persistence ?? 'memory' };
+  const baseline = await runScenario(scenario, base);
   const failures: SweepFailure[] = [];
   let crashStates = 0;
+  let positions = 0;
   let checks = 0;
   const hits = new Map<string, number>();
+  const cutsAt = new Map<string, number>();
+  const add = (into: Map<string, number>, from: ReadonlyMap<string, number>): void => {
+    for (const [point, n] of from) into.set(point, (into.get(point) ?? 0) + n);
+  };
   let ordinal = 0;
   const mine = (): boolean => {
     const take = !options.shard || ordinal % options.shard.count === options.shard.index;
     ordinal++;
     return take;
   };
+  // A cut changes the path, so a named cut of the scenario may no longer be reached: the baseline
+  // checks those; budgets are bounded by the B1/D1 invariants in every crash state instead.
+  const cut: RunOptions = { ...base, trace: false, checkBudgets: false, allowUnreachedCuts: true };
   const visit = async (cuts: number[]): Promise<RunResult> => {
-    const result = await runScenario(scenario, { mutant: options.mutant, persistence: options.persistence ?? 'memory', cutAtCalls: cuts, trace: false, checkBudgets: false });
-    crashStates++;
+    const result = await runScenario(scenario, { ...cut, cutAtCalls: cuts });
+    positions++;
+    if (result.numberedCuts === cuts.length) crashStates++;
     checks += result.checks;
-    for (const [point, n] of result.hits) hits.set(point, (hits.get(point) ?? 0) + n);
-    if (!result.ok) failures.push({ cutAtCalls: cuts, result: await runScenario(scenario, { mutant: options.mutant, persistence: options.persistence ?? 'memory', cutAtCalls: cuts, checkBudgets: false }) });
+    add(hits, result.hits);
+    add(cutsAt, result.cutsAt);
+    if (!result.ok) failures.push({ cutAtCalls: cuts, result: await runScenario(scenario, { ...cut, cutAtCalls: cuts, trace: true }) });
     return result;
   };
-  if (!baseline.ok) failures.push({ cutAtCalls: [], result: baseline });
-  for (const [point, n] of baseline.hits) hits.set(point, (hits.get(point) ?? 0) + n);
-  checks += baseline.checks;
-  for (let k = 1; k <= (options.onlyBaseline ? 0 : baseline.portCalls); k++) {
+  // The baseline belongs to the first shard only, so shards add up to the whole.
+  if (!options.shard || options.shard.index === 0) {
+    if (!baseline.ok) failures.push({ cutAtCalls: [], result: baseline });
+    add(hits, baseline.hits);
+    checks += baseline.checks;
+  }
+  for (let k = 1; k <= (options.onlyBaseline ? 0 : baseline.cuttableSteps); k++) {
     if (options.stopOnFailure && failures.length > 0) break;
     let single: RunResult | undefined;
     if (mine()) single = await visit([k]);
     if (!options.pairs) continue;
-    // The recovery after a cut at k runs from call k to the end of that run.
-    const total = single?.portCalls ?? (await runScenario(scenario, { mutant: options.mutant, persistence: options.persistence ?? 'memory', cutAtCalls: [k], trace: false })).portCalls;
-    for (let j = 1; j < total - k + 1; j++) {
+    // The recovery after a cut at k runs from step k to the end of that run.
+    const total = single?.cuttableSteps ?? (await runScenario(scenario, { ...cut, cutAtCalls: [k] })).cuttableSteps;
+    for (let j = 1; j <= total - k; j++) {
       if (options.stopOnFailure && failures.length > 0) break;
       if (mine()) await visit([k, k + j]);
     }
   }
-  return { scenario: scenario.name, baselineCalls: baseline.portCalls, crashStates, failures, checks, hits };
+  return { scenario: scenario.name, baselineCalls: baseline.cuttableSteps, crashStates, positions, failures, checks, hits, cutsAt };
 }

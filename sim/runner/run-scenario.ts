@@ -8,7 +8,7 @@ import { FakeDevice } from '../device/fake-device.js';
 import type { ArmedCut } from '../device/power-controller.js';
 import { InvariantMonitor } from '../invariants/invariant-monitor.js';
 import { checkFinalInvariants } from '../invariants/final-invariants.js';
-import { b1Bandwidth, b1MissingBytes, p1DbOpensToBeforeOrAfter, r1NoPendingRowsAfterStartup, s2RowsPointToImages } from '../invariants/invariants.js';
+import { b1Bandwidth, b1MissingBytes, b1RefetchBytes, p1DbOpensToBeforeOrAfter, r1NoPendingRowsAfterStartup, s2RowsPointToImages } from '../invariants/invariants.js';
 import type { CompiledScenario, ScenarioStep } from '../scenario/compiled-scenario.js';
 import { makeSymbolizer } from './symbolizer.js';
 
@@ -41,7 +41,14 @@ export interface RunResult {
   readonly bytesDownloaded: number;
   readonly peakDisk: number;
   readonly cuts: number;
+  /** Steps made: port calls, and reaches of interior crash points (see INTERIOR_POINTS). */
   readonly portCalls: number;
+  /** Steps before the end-of-run checks: the positions where a cut by step number can land. */
+  readonly cuttableSteps: number;
+  /** Cuts by step number (options.cutAtCalls) that fired. */
+  readonly numberedCuts: number;
+  /** Cuts that landed at each named crash point. */
+  readonly cutsAt: ReadonlyMap<string, number>;
   /** Invariant checks made during the run. */
   readonly checks: number;
   /** How often each named crash point was reached. */
@@ -148,6 +155,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         await keeper.startup();
         afterStartup();
         if (resume) await keeper.apply(null);
+        if (swallowed('recovery')) continue;
         return;
       } catch (error) {
         if (!isPowerCut(error)) return recordError('recovery', error);
@@ -155,9 +163,21 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
       }
     }
   };
+  /**
+   * A cut the core caught and carried on from: power stays out, so its next step threw again, and the
+   * core still returned as if all went well. Reported, then the device restarts like after any cut.
+   */
+  const swallowed = (what: string): boolean => {
+    if (!power.off) return false;
+    const problem = `${what} returned normally after a power cut: the core swallowed the cut`;
+    log(`!! ${problem}`);
+    failures.push(problem);
+    return true;
+  };
   const guarded = async (what: string, action: () => Promise<unknown>): Promise<void> => {
     try {
       await action();
+      if (swallowed(what)) await recover();
     } catch (error) {
       if (!isPowerCut(error)) return recordError(what, error);
       log(`!! ${error.message}`);
@@ -186,7 +206,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         const persisted = device.db.peek().target;
         const missing = b1MissingBytes(persisted ? [step.target, persisted] : [step.target], scenario.registry, layersBefore, monitor.snapshot());
         const downloadedBefore = device.engine.counters.bytesDownloaded;
-        const cutsAtStart = power.cuts;
+        monitor.discardedLayers.clear();
         // The cloud keeps sending the target: an apply cut short is applied again after the restart.
         // An intermediate target (a purge) is not: the persisted target is the authority after a cut.
         for (let attempt = 0; ; attempt++) {
@@ -201,9 +221,9 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         }
         if (!step.intermediate) {
           // A cut before the new target was persisted makes the device finish the old one first, which
-          // may remove images the new one then fetches again: once per image, never more.
-          const cutsDuring = power.cuts - cutsAtStart;
-          const refetch = cutsDuring > 0 && persisted ? b1MissingBytes([step.target], scenario.registry, new Set(), monitor.snapshot()) : 0;
+          // may throw away layers the new one then fetches again: exactly those, once. (Per layer, B1 in
+          // the monitor has already checked each was thrown away while the persisted target let it go.)
+          const refetch = b1RefetchBytes(step.target, scenario.registry, layersBefore, monitor.discardedLayers);
           const b1 = b1Bandwidth(device.engine.counters.bytesDownloaded - downloadedBefore, missing + refetch);
           if (b1) {
             log(`!! ${b1}`);
@@ -270,7 +290,9 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     }
   }
   device.engine.betweenLayers = undefined;
-  power.disarmAll();
+  // Named cuts belong to the scenario's story; cuts by step number (sweeps, random histories) also
+  // reach into the settling, so every step of the run is a place power can go out.
+  power.disarmNamed();
   // The state engine keeps running after the last event: one more apply of the persisted target and
   // an idle tick are how the device settles (L1 is stated for the state once faults stop).
   log('> settle');
@@ -278,10 +300,18 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   // still settle, so only a failure here counts against convergence.
   applyErrors.length = 0;
   device.engine.clearFaults();
-  await guarded('settle', async () => {
-    await device.keeper.apply(null);
-    await device.keeper.idleTick();
-  });
+  for (let settled = false; !settled && power.cuts <= maxCuts; ) {
+    const cutsBefore = power.cuts;
+    applyErrors.length = 0;
+    await guarded('settle', async () => {
+      await device.keeper.apply(null);
+      await device.keeper.idleTick();
+    });
+    settled = power.cuts === cutsBefore;
+  }
+  // Steps up to here are where a cut can land; the checks below read the device without cuts.
+  const cuttableSteps = power.calls;
+  power.disarmAll();
   for (const armed of options.allowUnreachedCuts ? [] : armedByScenario) {
     if (!armed.fired()) failures.push(`the power cut at ${describeScenarioStep(armed.step, sym)} never happened: the run did not reach it`);
   }
@@ -353,8 +383,11 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     peakDisk: counters.peakDisk,
     cuts: power.cuts,
     portCalls: power.calls,
+    cuttableSteps,
     checks: monitor.checks,
     hits: power.hits,
+    cutsAt: power.cutsAt,
+    numberedCuts: power.numberedCuts,
     unfiredCutSteps: armedByScenario.filter((a) => !a.fired()).map((a) => a.index),
     device,
   };
