@@ -21,6 +21,10 @@ export const MUTANTS = {
   'fetch-before-delete': 'delete-then-download fetches the new image before the old one is removed (balena #1233)',
   'kill-before-ready': "download-then-kill switches a service before all of the app's images are ready (balena #1812)",
   'duplicate-rows': 'store a new row for a target image even when its row already exists (balena #2538)',
+  'save-by-repository': 'identify images by repository, as tag-based tracking does: another digest of the same repository counts as present and is saved, not fetched',
+  'untag-others-reference': "when a row goes, remove every reference with its digest, also those other rows' names stand for",
+  'delta-from-other-app': "with no source of its own, take the same-named service's image of another app as delta source",
+  'startup-prunes-layers': 'prune unused layers at startup (an image prune at boot), throwing away what interrupted pulls completed',
 } as const;
 
 export type Mutant = keyof typeof MUTANTS;

@@ -111,6 +111,11 @@ export class FakeEngine implements Engine, ContainerControl {
     return { images: [...this.images.values()], containers: [...this.containers.values()] };
   }
 
+  /** The complete layers on disk (in images or left by interrupted pulls), uncopied. Do not mutate. */
+  peekLayers(): ReadonlyMap<string, number> {
+    return this.layers;
+  }
+
   /** Engine start after a power cut: leaked half-written layer data is reclaimed (balena-engine PR #203). */
   restart(): void {
     this.leakedBytes = 0;

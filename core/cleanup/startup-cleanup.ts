@@ -43,6 +43,7 @@ export async function startupCleanup(ctx: KeeperContext): Promise<StartupCleanup
     }
     ctx.crashPoints.reach('mid-startup-cleanup', row.name);
   }
+  if (ctx.config.mutant === 'startup-prunes-layers') await ctx.engine.pruneUnusedLayers();
   ctx.events.emit({ type: 'startup-cleanup', repaired, deleted });
   return { repaired, deleted };
 }

@@ -7,7 +7,7 @@ import type { DeltaSource, NeedReason, PlanStep } from '../model/plan-step.js';
 import type { DependentState, Target, TargetImage, TargetService } from '../model/target.js';
 import { EMPTY_TARGET } from '../model/target.js';
 import type { Mutant } from '../mutants.js';
-import { digestOf, sameImage } from '../reference/image-reference.js';
+import { digestOf, repositoryOf, sameImage } from '../reference/image-reference.js';
 import { DeviceView, newest } from './device-view.js';
 
 export interface PlanInput {
@@ -108,7 +108,9 @@ export function plan(input: PlanInput): Plan {
     // A pending row (step 1 done), or a row whose image vanished, is reused: one row per key.
     const pending = view.pendingRowFor(image, key) ?? view.staleRowFor(image, key);
     if (pending) keep(pending, reason);
-    const present = view.engineImageFor(image.name, mutant === 'ignore-digest');
+    const present =
+      view.engineImageFor(image.name, mutant === 'ignore-digest') ??
+      (mutant === 'save-by-repository' ? view.images.find((i) => i.repoDigests.some((r) => repositoryOf(r) === repositoryOf(image.name))) : undefined);
     if (present) {
       need(present.id, reason);
       savedFor.add(`${present.id}|${image.appId}/${image.serviceId}/${image.commit}`);
@@ -258,7 +260,9 @@ function deltaSourceFor(view: DeviceView, image: TargetImage, mutant: Mutant | u
     sameService ??
     (mutant === 'delta-from-other-service'
       ? newest(view.availableByApp.get(image.appId) ?? [])
-      : undefined);
+      : mutant === 'delta-from-other-app'
+        ? newest(view.rows.filter((r) => r.serviceName === image.serviceName && r.appId !== image.appId && view.isAvailable(r)))
+        : undefined);
   return source?.dockerImageId ? { dockerImageId: source.dockerImageId, name: source.name } : undefined;
 }
 

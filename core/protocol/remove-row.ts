@@ -33,8 +33,8 @@ export async function removeRow(ctx: KeeperContext, row: ImageRow): Promise<void
   const containers = await ctx.engine.listContainers();
   const others = rows.filter((r) => r.id !== row.id && r.dockerImageId === dockerImageId);
   const usedByContainer = containers.some((c) => c.imageId === dockerImageId);
-  const own = ownReferences(image, row, others);
   const mutant = ctx.config.mutant;
+  const own = ownReferences(image, row, mutant === 'untag-others-reference' ? [] : others);
 
   if ((others.length > 0 && mutant !== 'delete-by-name') || usedByContainer) {
     await untagKeepingImage(ctx, image, own);

@@ -33,13 +33,17 @@ export type HistoryEvent =
   | { readonly kind: 'fault'; readonly error: 'registry-500' | 'timeout' | 'registry-404'; readonly times: number }
   | { readonly kind: 'lose-image'; readonly image: string };
 
-/** Service slots: two services of app 1 (they may share an image), one of app 2. */
+/**
+ * Service slots: two services of app 1 (they may share an image), two of app 2, one named like a
+ * service of app 1 (a delta source must never come from another app's same-named service).
+ */
 export const SLOTS = [
   { appId: 1, serviceName: 'main', serviceId: 11, images: ['main1', 'main2', 'main3', 'mirror2'] },
   { appId: 1, serviceName: 'side', serviceId: 12, images: ['main1', 'main2', 'worker1', 'twin1', 'worker2'] },
   { appId: 2, serviceName: 'worker', serviceId: 21, images: ['worker1', 'worker2', 'worker-stable'] },
+  { appId: 2, serviceName: 'main', serviceId: 22, images: ['main2', 'main3', 'twin1'] },
 ] as const;
-export type Slot = 0 | 1 | 2;
+export type Slot = 0 | 1 | 2 | 3;
 
 const strategyArb = fc.constantFrom<UpdateStrategy>('download-then-kill', 'download-then-kill', 'delete-then-download');
 
@@ -49,6 +53,7 @@ const applyArb: fc.Arbitrary<HistoryEvent> = fc
       fc.option(fc.record({ image: fc.constantFrom(...SLOTS[0].images), strategy: strategyArb }), { nil: undefined }),
       fc.option(fc.record({ image: fc.constantFrom(...SLOTS[1].images), strategy: strategyArb }), { nil: undefined }),
       fc.option(fc.record({ image: fc.constantFrom(...SLOTS[2].images), strategy: strategyArb }), { nil: undefined }),
+      fc.option(fc.record({ image: fc.constantFrom(...SLOTS[3].images), strategy: strategyArb }), { nil: undefined, freq: 2 }),
     ),
     dependent: fc.subarray(['dep1', 'dep2']),
   })

@@ -4,7 +4,7 @@ import type { NewImageRow } from '../../core/model/image-row.js';
 import type { Target } from '../../core/model/target.js';
 import type { FakeDevice } from '../device/fake-device.js';
 import type { DbContents, DeviceSnapshot } from './invariants.js';
-import { b1NoSecondDownload, dt1OldImageGoneBeforePull, k1KillOnlyWhenReady, s4DeltaSourceOfSameService, s5OnlyManagedDeleted, u1NothingRemovedWithoutTarget, s1NoNeededImageDeleted, s2DeletedOnlyWhenUnreferenced, s3RowIdExists } from './invariants.js';
+import { b1NoNeededLayerDiscarded, b1NoSecondDownload, dt1OldImageGoneBeforePull, k1KillOnlyWhenReady, s4DeltaSourceOfSameService, s5OnlyManagedDeleted, u1NothingRemovedWithoutTarget, s1NoNeededImageDeleted, s2DeletedOnlyWhenUnreferenced, s3RowIdExists } from './invariants.js';
 
 const DB_MUTATIONS = new Set(['db.insertRow', 'db.setDockerImageId', 'db.deleteRow', 'db.writeTarget']);
 
@@ -17,7 +17,7 @@ export class InvariantMonitor {
   readonly violations: string[] = [];
   checks = 0;
   private readonly deltaSources = new Set<string>();
-  private before: { images: EngineImage[]; snapshot: DeviceSnapshot } | undefined;
+  private before: { images: EngineImage[]; layers: string[]; snapshot: DeviceSnapshot } | undefined;
   /** The target of the apply in progress (an intermediate one included); null while the persisted one rules. */
   applying: Target | null = null;
   /** Intermediate targets remove nothing, so delete-then-download cannot free disk under them: DT1 is off. */
@@ -30,6 +30,9 @@ export class InvariantMonitor {
     device.power.beforeCall = (label, args) => this.beforeCall(label, args);
     device.power.afterCall = (label, args, _result, ok) => this.afterCall(label, args, ok);
   }
+
+  /** Every layer a removal or prune took off the disk, since the runner last cleared it. */
+  readonly discardedLayers = new Set<string>();
 
   /** A restart loses every in-flight delta. */
   onBoot(): void {
@@ -79,11 +82,12 @@ export class InvariantMonitor {
         return;
       }
       case 'engine.removeImage':
-      case 'engine.removeReference': {
-        // Rows and containers do not change during an engine removal; images do, so copy only those refs.
+      case 'engine.removeReference':
+      case 'engine.pruneUnusedLayers': {
+        // Rows and containers do not change during an engine removal; images and layers do, so copy only those.
         const snapshot = this.snapshot();
-        this.before = { images: [...snapshot.images], snapshot };
-        this.report(u1NothingRemovedWithoutTarget(snapshot, `${label}(${String(args[0])})`));
+        this.before = { images: [...snapshot.images], layers: [...this.device.engine.peekLayers().keys()], snapshot };
+        this.report(u1NothingRemovedWithoutTarget(snapshot, `${label}(${String(args[0] ?? '')})`));
         return;
       }
       case 'db.setDockerImageId':
@@ -106,14 +110,20 @@ export class InvariantMonitor {
     // A mutation cut short keeps its "before" for P1; one that completed is durable.
     if (DB_MUTATIONS.has(label) && ok) this.dbBeforeMutation = undefined;
     if (label === 'engine.pullDelta') this.deltaSources.delete(args[1] as string);
-    if ((label === 'engine.removeImage' || label === 'engine.removeReference') && this.before) {
+    if ((label === 'engine.removeImage' || label === 'engine.removeReference' || label === 'engine.pruneUnusedLayers') && this.before) {
       const now = new Set(this.device.engine.peek().images.map((i) => i.id));
+      const removed: EngineImage[] = [];
       for (const image of this.before.images) {
         if (now.has(image.id)) continue;
+        removed.push(image);
         this.report(s1NoNeededImageDeleted(this.before.snapshot, image, this.deltaSources));
         this.report(s2DeletedOnlyWhenUnreferenced(this.before.snapshot, image));
         this.report(s5OnlyManagedDeleted(this.before.snapshot, image));
       }
+      const layers = this.device.engine.peekLayers();
+      const discarded = new Set(this.before.layers.filter((digest) => !layers.has(digest)));
+      for (const digest of discarded) this.discardedLayers.add(digest);
+      this.report(b1NoNeededLayerDiscarded(this.before.snapshot, discarded, removed, this.device.scenario.registry));
       this.before = undefined;
     }
   }

@@ -118,7 +118,12 @@ export function l1Converged(state: DeviceSnapshot, foreign: ReadonlySet<string>)
     if (row && (row.dockerImageId === null || !ids.has(row.dockerImageId))) out.push(`L1: target image ${t.name} is not present`);
   }
   for (const r of state.rows) {
-    if (r.dockerImageId === null || !ids.has(r.dockerImageId)) out.push(`L1: row ${r.id} ${r.name} has no image`);
+    const image = r.dockerImageId === null ? undefined : state.images.find((i) => i.id === r.dockerImageId);
+    if (!image) out.push(`L1: row ${r.id} ${r.name} has no image`);
+    // Identity: the row's image is the image it names (its digest, or its tag), not merely some image.
+    else if (!imageMatches(image, r.name)) {
+      out.push(`L1: row ${r.id} ${r.name} points to image ${image.id.slice(7, 19)}, which does not carry that ${digestOf(r.name) ? 'digest' : 'tag'}`);
+    }
   }
   for (const image of state.images) {
     if (isDangling(image) && !state.rows.some((r) => r.dockerImageId === image.id) && !state.containers.some((c) => c.imageId === image.id)) {
@@ -165,6 +170,22 @@ export function b1MissingBytes(
   return [...missing.values()].reduce((a, b) => a + b, 0);
 }
 
+/** Bytes of the target's layers that were on disk at the start of an apply and thrown away during it. */
+export function b1RefetchBytes(
+  target: Target,
+  registry: readonly { readonly digest: string; readonly layers: readonly { digest: string; size: number }[] }[],
+  presentAtStart: ReadonlySet<string>,
+  discarded: ReadonlySet<string>,
+): number {
+  const again = new Map<string, number>();
+  for (const t of targetImagesOf(target)) {
+    for (const l of manifestFor(registry, t.name)?.layers ?? []) {
+      if (presentAtStart.has(l.digest) && discarded.has(l.digest)) again.set(l.digest, l.size);
+    }
+  }
+  return [...again.values()].reduce((a, b) => a + b, 0);
+}
+
 /** The registry manifest a reference resolves to: by digest, or by repository and tag. */
 export function manifestFor<M extends { readonly digest: string; readonly repository?: string; readonly tags?: readonly string[] }>(
   registry: readonly M[],
@@ -175,6 +196,40 @@ export function manifestFor<M extends { readonly digest: string; readonly reposi
   const repository = repositoryOf(name);
   const tag = name.slice(name.lastIndexOf(':') + 1);
   return registry.find((m) => m.repository === repository && (m.tags ?? []).includes(tag));
+}
+
+/**
+ * B1 (per layer): no layer that an image of the persisted target still needs is thrown away, so a layer
+ * present, or completed before a cut, is never downloaded again. `discarded` are the layers a removal
+ * or a prune just took off the disk, `removed` the images it deleted. delete-then-download is the one
+ * trade: the old image of such a service goes first, with the layers it shares with the new one.
+ */
+export function b1NoNeededLayerDiscarded(
+  before: DeviceSnapshot,
+  discarded: ReadonlySet<string>,
+  removed: readonly EngineImage[],
+  registry: readonly { readonly digest: string; readonly repository?: string; readonly tags?: readonly string[]; readonly layers: readonly { digest: string }[] }[],
+): string | undefined {
+  if (discarded.size === 0 || before.target === null) return undefined;
+  const traded = new Set<string>();
+  for (const s of before.target.services) {
+    if (s.strategy !== 'delete-then-download') continue;
+    const mine = (appId: number, serviceId: number): boolean => appId === s.appId && serviceId === s.serviceId;
+    for (const image of removed) {
+      const old =
+        before.rows.some((r) => r.dockerImageId === image.id && mine(r.appId, r.serviceId)) ||
+        before.containers.some((c) => c.imageId === image.id && c.service !== undefined && mine(c.service.appId, c.service.serviceId));
+      if (old) for (const l of image.layers) traded.add(l.digest);
+    }
+  }
+  for (const t of targetImagesOf(before.target)) {
+    for (const l of manifestFor(registry, t.name)?.layers ?? []) {
+      if (discarded.has(l.digest) && !traded.has(l.digest)) {
+        return `B1: layer ${l.digest.slice(7, 19)} of ${t.serviceName}@${t.commit} (${t.name}) was thrown away though the target still needs it: it will be downloaded again`;
+      }
+    }
+  }
+  return undefined;
 }
 
 /** B1: an image whose digest is already on the engine is never downloaded again. */
@@ -203,10 +258,10 @@ function pendingRowOf(state: DeviceSnapshot, ref: string): ImageRow | undefined 
 
 /** S4: the delta source of a service is only that same app's same service's image (balena #1729). */
 export function s4DeltaSourceOfSameService(state: DeviceSnapshot, ref: string, sourceId: string): string | undefined {
-  // The services this delta is for: the target's that want this reference (else the pending row's).
-  const fromTarget = targetImagesOf(state.target).filter((t) => t.name === ref);
+  // The service this delta is for: the pending row step 1 stored just before (else, when no row was
+  // stored first, any target service that wants this reference).
   const pending = pendingRowOf(state, ref);
-  const services = fromTarget.length > 0 ? fromTarget : pending ? [pending] : [];
+  const services = pending ? [pending] : targetImagesOf(state.target).filter((t) => t.name === ref);
   if (services.length === 0) return undefined;
   const own = services.some(
     (s) =>
