@@ -47,6 +47,8 @@ export interface FakeEngineOptions {
 export interface FakeEngineCounters {
   bytesDownloaded: number;
   peakDisk: number;
+  /** Peak disk since the simulator last reset it (the start of a step it bounds on its own). */
+  windowPeakDisk: number;
   pulls: number;
   deltas: number;
   /** Every image ID ever deleted, in order. */
@@ -69,7 +71,7 @@ export interface FakeEngineCounters {
  */
 export class FakeEngine implements Engine, ContainerControl {
   readonly supportsDeltas: boolean;
-  readonly counters: FakeEngineCounters = { bytesDownloaded: 0, peakDisk: 0, pulls: 0, deltas: 0, deleted: [], removalAttempts: [] };
+  readonly counters: FakeEngineCounters = { bytesDownloaded: 0, peakDisk: 0, windowPeakDisk: 0, pulls: 0, deltas: 0, deleted: [], removalAttempts: [] };
   private readonly images = new Map<string, StoredImage>();
   private readonly layers = new Map<string, number>();
   private readonly containers = new Map<string, Container>();
@@ -92,6 +94,7 @@ export class FakeEngine implements Engine, ContainerControl {
     this.deltaRatio = options.deltaRatio ?? 0.1;
     if (state) this.load(state);
     this.counters.peakDisk = this.diskBytes();
+    this.counters.windowPeakDisk = this.counters.peakDisk;
   }
 
   // ---- durable state -----------------------------------------------------------------------------
@@ -412,7 +415,9 @@ export class FakeEngine implements Engine, ContainerControl {
   }
 
   private notePeak(): void {
-    this.counters.peakDisk = Math.max(this.counters.peakDisk, this.diskBytes());
+    const disk = this.diskBytes();
+    this.counters.peakDisk = Math.max(this.counters.peakDisk, disk);
+    this.counters.windowPeakDisk = Math.max(this.counters.windowPeakDisk, disk);
   }
 
   private takeFault(op: 'pull' | 'delta' | 'remove', ref: string): void {

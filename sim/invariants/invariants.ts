@@ -237,6 +237,23 @@ export function b1NoSecondDownload(images: readonly EngineImage[], ref: string):
   return images.some((i) => imageMatches(i, ref)) ? `B1: pulled ${ref} again although its digest is present` : undefined;
 }
 
+/**
+ * D1 (per apply): peak disk is at most what was on disk before (the images needed before, and leftovers
+ * cleanup has not reached yet) plus the layers of the images needed after (the new target, or the
+ * persisted one a cut made the device finish first); in-flight partial layers are layers of those.
+ */
+export function d1PeakDiskOfApply(
+  peakDisk: number,
+  layersBefore: ReadonlyMap<string, number>,
+  targets: readonly Target[],
+  registry: readonly { readonly digest: string; readonly layers: readonly { digest: string; size: number }[] }[],
+): string | undefined {
+  const allowed = new Map(layersBefore);
+  for (const t of targets.flatMap(targetImagesOf)) for (const l of manifestFor(registry, t.name)?.layers ?? []) allowed.set(l.digest, l.size);
+  const bound = [...allowed.values()].reduce((a, b) => a + b, 0);
+  return peakDisk > bound ? `D1: peak disk ${peakDisk} bytes during the apply, more than the ${bound} bytes on disk before plus the layers of the target` : undefined;
+}
+
 /** D1 (after convergence): disk holds only needed images, and nothing of interrupted pulls. */
 export function d1DiskAfterConvergence(imageBytes: number, partialBytes: number, neededBytes: number): string | undefined {
   if (partialBytes > 0) return `D1: ${partialBytes} bytes of interrupted pulls remain after convergence`;

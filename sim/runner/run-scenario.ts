@@ -8,7 +8,7 @@ import { FakeDevice } from '../device/fake-device.js';
 import type { ArmedCut } from '../device/power-controller.js';
 import { InvariantMonitor } from '../invariants/invariant-monitor.js';
 import { checkFinalInvariants } from '../invariants/final-invariants.js';
-import { b1Bandwidth, b1MissingBytes, b1RefetchBytes, p1DbOpensToBeforeOrAfter, r1NoPendingRowsAfterStartup, s2RowsPointToImages } from '../invariants/invariants.js';
+import { b1Bandwidth, b1MissingBytes, b1RefetchBytes, d1PeakDiskOfApply, p1DbOpensToBeforeOrAfter, r1NoPendingRowsAfterStartup, s2RowsPointToImages } from '../invariants/invariants.js';
 import type { CompiledScenario, ScenarioStep } from '../scenario/compiled-scenario.js';
 import { makeSymbolizer } from './symbolizer.js';
 
@@ -79,7 +79,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   const monitor = new InvariantMonitor(device, (v) => log(`!! ${v}`));
   const power = device.power;
   for (const cut of options.cuts ?? []) power.arm(cut);
-  for (const k of options.cutAtCalls ?? []) power.cutAtCall(k);
+  for (const k of [...(scenario.cutAtCalls ?? []), ...(options.cutAtCalls ?? [])]) power.cutAtCall(k);
   const maxCuts = options.maxCuts ?? 10;
   const armedByScenario: { step: ScenarioStep; index: number; fired: () => boolean }[] = [];
 
@@ -201,7 +201,9 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     if (tracing) log(`> ${describeScenarioStep(step, sym)}`);
     switch (step.kind) {
       case 'apply': {
-        const layersBefore = new Set(device.engine.durableState().layers.map((l) => l.digest));
+        const diskBefore = new Map(device.engine.peekLayers());
+        const layersBefore = new Set(diskBefore.keys());
+        device.engine.counters.windowPeakDisk = device.engine.diskBytes();
         // A cut may make the device resume its persisted target first: both count as what it may fetch.
         const persisted = device.db.peek().target;
         const missing = b1MissingBytes(persisted ? [step.target, persisted] : [step.target], scenario.registry, layersBefore, monitor.snapshot());
@@ -218,6 +220,11 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
           monitor.applyingIntermediate = false;
           if (power.cuts === cutsBefore || step.intermediate || !recoveryResumed || attempt >= maxCuts) break;
           log('> target received again after the restart');
+        }
+        const d1 = d1PeakDiskOfApply(device.engine.counters.windowPeakDisk, diskBefore, persisted ? [step.target, persisted] : [step.target], scenario.registry);
+        if (d1) {
+          log(`!! ${d1}`);
+          failures.push(d1);
         }
         if (!step.intermediate) {
           // A cut before the new target was persisted makes the device finish the old one first, which
