@@ -8,7 +8,8 @@
  *    testcontainers can never fall back to /var/run/docker.sock;
  * 4. builds the test image catalogue offline, pushes it, and removes it locally;
  * 5. provides `engine` (see support/engine-info.ts) and writes it to $IMAGE_KEEPER_ENGINE_INFO;
- * and returns a teardown that stops both by PID and deletes the private dir.
+ * and returns a teardown that stops both by PID and deletes the private dir. SIGINT/SIGTERM/SIGHUP
+ * (vitest then exits without the teardown) stop them too, synchronously, from the signal handler.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,9 @@ import type { TestProject } from 'vitest/node';
 import { resolveDockerCli } from './support/docker-cli.js';
 import { ENGINE_INFO_ENV, type EngineInfo } from './support/engine-info.js';
 import { forgetOtherEngines } from './support/docker-env.js';
+import { stopRunOnSignals } from './support/emergency-stop.js';
 import { keepLogs } from './support/kept-logs.js';
+import { noteMachineDirs } from './support/machine-dirs.js';
 import { createPrivateDir, removePrivateDir } from './support/private-dir.js';
 import { PrivateEngine } from './support/private-engine.js';
 import { PrivateRegistry } from './support/private-registry.js';
@@ -64,8 +67,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (dropped.length > 0) log(`ignoring ${dropped.join(', ')} from the environment: only the private engine is used`);
   await sweepStaleRuns(log);
 
+  const machineDirsCleanup = noteMachineDirs();
   const rootDir = createPrivateDir();
   claimPrivateDir(rootDir);
+  // Ctrl-C or a kill of vitest skips the teardown: stop what we start from the signal handler itself.
+  const forgetSignalStop = stopRunOnSignals(rootDir, log, () => machineDirsCleanup(log));
   let engine: PrivateEngine | undefined;
   let registry: PrivateRegistry | undefined;
 
@@ -80,7 +86,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
       if (value === undefined) delete process.env[key];
       else process.env[key] = value;
     }
-    removePrivateDir(rootDir);
+    try {
+      removePrivateDir(rootDir);
+      machineDirsCleanup(log);
+    } finally {
+      forgetSignalStop();
+    }
     log(`stopped dockerd and registry, removed ${rootDir} in ${Date.now() - stopping} ms`);
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length > 0)
