@@ -1,10 +1,20 @@
 /**
  * A private dockerd for the engine tests: its own --data-root, --exec-root, unix socket, pidfile
- * and (empty) daemon.json, no bridge, no iptables, no ip forwarding. It never touches the
- * machine-wide engine. The process is tracked by the PID we spawned and by its pidfile, so a
- * dockerd restarted from a test worker can still be stopped by the globalSetup teardown.
+ * and (empty) daemon.json, no bridge, no iptables, no ip forwarding, and its own containerd. It never
+ * touches the machine-wide engine. The process is tracked by the PID we spawned and by its pidfile, so
+ * a dockerd restarted from a test worker can still be stopped by the globalSetup teardown.
+ *
+ * containerd: dockerd 20.10 uses /run/containerd/containerd.sock whenever that file exists, so on a
+ * machine running containerd it would share the machine's. Instead a private containerd runs first
+ * (own root, state, socket and config, CRI off) and dockerd gets `--containerd=<its socket>` plus
+ * containerd namespaces unique to this engine. Two paths stay machine-wide because the binaries fix
+ * them: the shims' sockets in /run/containerd/s (named by a hash of our socket, removed when the shim
+ * exits) and dockerd's plugin dir /run/docker/plugins (see machine-dirs.ts). Without a containerd
+ * binary, dockerd starts its own managed one as before.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
 import { spawnDetachedDaemon } from './detached-daemon.js';
 import {
   existsSync,
@@ -37,6 +47,8 @@ export const DEFAULT_STORAGE_DRIVERS: readonly string[] = ['overlay2', 'vfs'];
 /** Everything needed to re-attach to the engine from another process (JSON-serialisable). */
 export interface PrivateEngineState {
   readonly dir: string;
+  /** The private containerd (absent: dockerd manages its own). */
+  readonly containerd?: PrivateContainerdState;
   readonly socketPath: string;
   readonly dataRoot: string;
   readonly execRoot: string;
@@ -46,6 +58,17 @@ export interface PrivateEngineState {
   readonly dockerdPath: string;
   readonly storageDriver: string;
   readonly args: readonly string[];
+}
+
+export interface PrivateContainerdState {
+  readonly binary: string;
+  readonly socketPath: string;
+  readonly configFile: string;
+  readonly pidFile: string;
+  readonly logFile: string;
+  /** containerd namespaces dockerd uses: unique to this engine. */
+  readonly namespace: string;
+  readonly pluginsNamespace: string;
 }
 
 export interface PrivateEngineOptions {
@@ -84,6 +107,7 @@ export class PrivateEngine {
   readonly logFile: string;
   readonly configFile: string;
   readonly dockerdPath: string;
+  readonly containerd: PrivateContainerdState | undefined;
   private driver: string;
   private args: readonly string[];
   private readonly timeouts: Timeouts;
@@ -102,6 +126,7 @@ export class PrivateEngine {
     this.logFile = state.logFile;
     this.configFile = state.configFile;
     this.dockerdPath = state.dockerdPath;
+    this.containerd = state.containerd;
     this.driver = state.storageDriver ?? '';
     this.args = state.args ?? [];
     this.timeouts = timeouts;
@@ -129,12 +154,15 @@ export class PrivateEngine {
         configFile: join(dir, 'daemon.json'),
         dockerdPath:
           options.dockerdPath ?? (existsSync('/usr/sbin/dockerd') ? '/usr/sbin/dockerd' : 'dockerd'),
+        ...(containerdBinary() ? { containerd: containerdState(dir, containerdBinary()!) } : {}),
       },
       { startTimeoutMs: options.startTimeoutMs ?? 60_000, stopTimeoutMs: options.stopTimeoutMs ?? 20_000 },
       options.log ?? (() => undefined),
     );
     // An empty config file keeps /etc/docker/daemon.json (mirrors, hosts, data-root...) out of it.
     writeFileSync(engine.configFile, '{}\n');
+    if (engine.containerd) writeFileSync(engine.containerd.configFile, containerdConfig(dir, engine.containerd));
+    else engine.log(`dockerd: no containerd binary; dockerd starts its own (it would share ${SYSTEM_CONTAINERD_SOCKET} if that existed)`);
     const fromEnv = process.env['IMAGE_KEEPER_STORAGE_DRIVER']
       ?.split(',')
       .map((d) => d.trim())
@@ -187,6 +215,7 @@ export class PrivateEngine {
       logFile: this.logFile,
       configFile: this.configFile,
       dockerdPath: this.dockerdPath,
+      ...(this.containerd ? { containerd: this.containerd } : {}),
       storageDriver: this.driver,
       args: this.args,
     };
@@ -234,10 +263,12 @@ export class PrivateEngine {
     if (pid === undefined) throw new Error(`kill9: private dockerd is not running (pidfile ${this.pidFile})`);
     const containerdPid = this.containerdPid();
     signalProcess(pid, 'SIGKILL');
+    // A power cut takes containerd too: ours is killed alike (a managed one dies with dockerd by its
+    // parent-death signal); a restart then starts a fresh one. The shims live on, as they would not.
+    if (this.containerd && containerdPid !== undefined) signalProcess(containerdPid, 'SIGKILL');
     if (!(await waitForProcessExit(pid, 10_000))) throw new Error(`kill9: dockerd ${pid} survived SIGKILL`);
-    // dockerd's managed containerd dies with it (parent-death signal); wait so a restart starts a fresh one.
     if (containerdPid !== undefined) await waitForProcessExit(containerdPid, 5_000);
-    this.log(`dockerd: killed ${pid} with SIGKILL`);
+    this.log(`dockerd: killed ${pid}${this.containerd && containerdPid !== undefined ? ` and containerd ${containerdPid}` : ''} with SIGKILL`);
     return pid;
   }
 
@@ -258,9 +289,15 @@ export class PrivateEngine {
   /** Stops dockerd (SIGTERM, then SIGKILL after the stop timeout) but keeps its directory. */
   async shutdown(): Promise<void> {
     const pid = this.pid;
-    if (pid === undefined) return;
-    const how = await terminateProcess(pid, this.timeouts.stopTimeoutMs);
-    this.log(`dockerd: ${pid} stopped (${how})`);
+    if (pid !== undefined) {
+      const how = await terminateProcess(pid, this.timeouts.stopTimeoutMs);
+      this.log(`dockerd: ${pid} stopped (${how})`);
+    }
+    const containerdPid = this.containerd ? this.containerdPid() : undefined;
+    if (containerdPid !== undefined) {
+      const how = await terminateProcess(containerdPid, 10_000);
+      this.log(`containerd: ${containerdPid} stopped (${how})`);
+    }
   }
 
   /**
@@ -323,6 +360,16 @@ export class PrivateEngine {
       '--shutdown-timeout',
       '3',
     ];
+    if (this.containerd) {
+      args.push(
+        '--containerd',
+        this.containerd.socketPath,
+        '--containerd-namespace',
+        this.containerd.namespace,
+        '--containerd-plugins-namespace',
+        this.containerd.pluginsNamespace,
+      );
+    }
     if (supportsFlag(this.dockerdPath, '--ip6tables')) args.push('--ip6tables=false');
     return args;
   }
@@ -332,6 +379,7 @@ export class PrivateEngine {
     if (stalePid !== undefined) throw new Error(`private dockerd is already running as ${stalePid}`);
     rmSync(this.pidFile, { force: true }); // a pidfile naming a dead (or zombie) process would block start-up
     this.removeStaleContainerdPidFile();
+    await this.ensureContainerd();
     const daemon = spawnDetachedDaemon(this.dockerdPath, this.args, this.logFile, daemonEnv());
     const child = daemon.child;
 
@@ -398,14 +446,54 @@ export class PrivateEngine {
     }
   }
 
-  private containerdPid(): number | undefined {
+  /** PID of this engine's containerd (ours, or dockerd's managed one), if it runs. */
+  containerdPid(): number | undefined {
+    const [file, mark] = this.containerd
+      ? [this.containerd.pidFile, this.containerd.configFile]
+      : [join(this.execRoot, 'containerd', 'containerd.pid'), this.execRoot];
     try {
-      const pid = Number(readFileSync(join(this.execRoot, 'containerd', 'containerd.pid'), 'utf8').trim());
-      const cmdline = Number.isInteger(pid) && pid > 0 ? readProcessCmdline(pid) : undefined;
-      return cmdline?.includes(this.execRoot) ? pid : undefined;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      const cmdline = Number.isInteger(pid) && pid > 0 && isProcessAlive(pid) ? readProcessCmdline(pid) : undefined;
+      return cmdline?.includes(mark) ? pid : undefined;
     } catch {
       return undefined;
     }
+  }
+
+  /** Starts the private containerd unless it runs, and waits until its socket accepts connections. */
+  private async ensureContainerd(): Promise<void> {
+    const containerd = this.containerd;
+    if (!containerd || this.containerdPid() !== undefined) return;
+    rmSync(containerd.socketPath, { force: true });
+    rmSync(`${containerd.socketPath}.ttrpc`, { force: true });
+    const daemon = spawnDetachedDaemon(
+      containerd.binary,
+      ['--config', containerd.configFile, '--address', containerd.socketPath],
+      containerd.logFile,
+      daemonEnv(),
+    );
+    const pid = daemon.child.pid;
+    if (pid !== undefined) writeFileSync(containerd.pidFile, `${pid}\n`);
+    const started = Date.now();
+    const deadline = started + this.timeouts.startTimeoutMs;
+    for (;;) {
+      const spawnError = daemon.spawnError();
+      if (spawnError) throw new DaemonStartError(`could not spawn ${containerd.binary}: ${spawnError.message}`, false);
+      const exit = daemon.exit();
+      if (exit) {
+        throw new DaemonStartError(
+          `containerd exited during start-up (${exit.signal ?? `code ${String(exit.code)}`}); log ${containerd.logFile}:\n${tailFile(containerd.logFile, 10)}`,
+          false,
+        );
+      }
+      if (await socketAccepts(containerd.socketPath)) break;
+      if (Date.now() >= deadline) {
+        if (pid !== undefined) await terminateProcess(pid, 2_000);
+        throw new DaemonStartError(`containerd did not open ${containerd.socketPath} within ${this.timeouts.startTimeoutMs} ms; log ${containerd.logFile}`, false);
+      }
+      await sleep(50);
+    }
+    this.log(`containerd: pid ${String(pid)} ready in ${Date.now() - started} ms (namespace ${containerd.namespace})`);
   }
 }
 
@@ -430,4 +518,68 @@ function daemonEnv(): NodeJS.ProcessEnv {
     env[key] = value;
   }
   return env;
+}
+
+const SYSTEM_CONTAINERD_SOCKET = '/run/containerd/containerd.sock';
+
+function containerdBinary(): string | undefined {
+  const fromEnv = process.env['IMAGE_KEEPER_CONTAINERD'];
+  if (fromEnv !== undefined) return fromEnv === '' ? undefined : fromEnv;
+  return ['/usr/bin/containerd', '/usr/sbin/containerd', '/usr/local/bin/containerd'].find((path) => existsSync(path));
+}
+
+function containerdState(dir: string, binary: string): PrivateContainerdState {
+  // Unique to this engine's directory, and the same after a restart (containers are found by it).
+  const tag = createHash('sha256').update(dir).digest('hex').slice(0, 12);
+  return {
+    binary,
+    socketPath: join(dir, 'containerd.sock'),
+    configFile: join(dir, 'containerd.toml'),
+    pidFile: join(dir, 'containerd.pid'),
+    logFile: join(dir, 'containerd.log'),
+    namespace: `ik-${tag}`,
+    pluginsNamespace: `ik-${tag}-plugins`,
+  };
+}
+
+/**
+ * containerd's whole configuration, so /etc/containerd/config.toml never applies: everything under
+ * the engine's dir, no CRI plugin (it would set up CNI), no debug or metrics listener.
+ */
+function containerdConfig(dir: string, containerd: PrivateContainerdState): string {
+  const quote = (value: string): string => JSON.stringify(value);
+  return [
+    'version = 2',
+    `root = ${quote(join(dir, 'containerd', 'root'))}`,
+    `state = ${quote(join(dir, 'containerd', 'state'))}`,
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+    '',
+    '[grpc]',
+    `  address = ${quote(containerd.socketPath)}`,
+    '',
+    '[ttrpc]',
+    `  address = ${quote(`${containerd.socketPath}.ttrpc`)}`,
+    '',
+    '[debug]',
+    '  address = ""',
+    '  level = "warn"',
+    '',
+    '[metrics]',
+    '  address = ""',
+    '',
+    '[plugins."io.containerd.internal.v1.opt"]',
+    `  path = ${quote(join(dir, 'containerd', 'opt'))}`,
+    '',
+  ].join('\n');
+}
+
+function socketAccepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }

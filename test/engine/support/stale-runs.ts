@@ -35,7 +35,7 @@ export async function sweepStaleRuns(log: (line: string) => void = () => undefin
       continue; // no owner file (yet): it may be a run that is starting right now
     }
     if (isProcessAlive(owner) && (readProcessCmdline(owner) ?? '').includes('node')) continue;
-    // dockerd first (it stops its containerd and containers on SIGTERM), then whatever is left.
+    // dockerd first (it stops its containers on SIGTERM), then whatever is left (containerd, shims, registries).
     for (const pid of findProcessesMentioning(dir)) {
       if ((readProcessCmdline(pid) ?? '').includes('dockerd')) await terminateProcess(pid, 20_000);
     }
