@@ -105,7 +105,8 @@ describe('usage and input', () => {
     writeFileSync(malformed, '{"apps": [');
     const m = await runCli(['apply', malformed, '--db', db, '--engine', ENGINE]);
     expect(m.code).toBe(2);
-    expect(oneLine(m, 'INVALID_TARGET')).toContain(`${malformed}: not valid JSON: `);
+    // The parser may name the line and column of the problem (file:line:col).
+    expect(oneLine(m, 'INVALID_TARGET')).toMatch(new RegExp(`${malformed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(:\\d+:\\d+)?: not valid JSON: `));
 
     const invalid = join(dir, 'invalid.json');
     writeFileSync(invalid, JSON.stringify({ apps: [{ id: 42, commit: 'c1', services: [{ name: 'main' }] }] }));
@@ -172,6 +173,35 @@ describe('the state DB', () => {
     }
     // The holder died without releasing: the next start takes the lock over.
     expect((await runCli(['status', '--db', db, '--engine', ENGINE])).code).toBe(0);
+  });
+
+  test.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const)('%s during a pull (docker stop, Ctrl-C) releases the lock and exits %i; the next apply converges', async (signal, code) => {
+    const db = join(dir, `signal-${signal}`, 'images.sqlite');
+    await resetEngine(docker); // the pull must really run (and no container of an earlier round may stay)
+    proxy.inject({ kind: 'stall', afterBytes: 256 * 1024, times: 1 });
+    const slow = target(`signal-${signal}`, { big: proxy.through(bigV1.digestRef) });
+    const first = startCli(['apply', slow, '--pull-timeout', '120', '--db', db, '--engine', ENGINE]);
+    await new Promise<void>((resolve, reject) => {
+      let seen = '';
+      first.child.stdout.on('data', (chunk: Buffer) => {
+        seen += chunk.toString('utf8');
+        if (seen.includes('"type":"progress"')) resolve();
+      });
+      first.child.once('close', () => reject(new Error(`apply ended early: ${seen}`)));
+    });
+    expect(readFileSync(`${db}.lock`, 'utf8').split('\n')[0]).toBe(String(first.child.pid));
+    first.child.kill(signal);
+    const stopped = await first.result;
+    expect(stopped.code).toBe(code);
+    expect(stopped.stderr).toBe(`image-keeper: stopped by ${signal}; ${db}.lock released, the state is kept (run again to continue)\n`);
+    expect(existsSync(`${db}.lock`)).toBe(false);
+    const again = await runCli(['apply', slow, '--db', db, '--engine', ENGINE]);
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    expect(await rowsOf(db)).toEqual([`big ${proxy.through(bigV1.digestRef)} -> ${bigV1.imageId}`]);
   });
 
   test('disk full at the DB (a nearly full 1 MiB tmpfs): DISK_FULL naming the file, exit 3, the DB as before', async () => {
