@@ -62,6 +62,19 @@ export function engineSupportOf(scenario: CompiledScenario, options: SupportOpti
   return [...new Set(reasons)];
 }
 
+/**
+ * The scenario without its disk budget: a stock engine has no disk limit to set, but what the scenario
+ * does must end the same without one. Drops config.diskLimit and the expectations that measure the
+ * budget (diskAtMost, peakDiskAtMost); everything else (images by digest, rows, bytes downloaded,
+ * containers) still holds and is compared. The scenario itself when it has no limit.
+ */
+export function withoutDiskBudget(scenario: CompiledScenario): CompiledScenario {
+  if (scenario.config.diskLimit === undefined) return scenario;
+  const { diskLimit: _diskLimit, ...config } = scenario.config;
+  const { diskAtMost: _diskAtMost, peakDiskAtMost: _peakDiskAtMost, ...expectations } = scenario.expect;
+  return { ...scenario, config, expect: expectations };
+}
+
 function stepProblem(
   step: ScenarioStep,
   rest: readonly ScenarioStep[],
