@@ -195,7 +195,7 @@ export class DockerEngine implements Engine, ContainerControl {
           'IMAGE_IN_USE',
           `image ${short(image.Id)} is used by container ${user.id.slice(0, 12)}: not removed`,
           {
-            details: { imageId: image.Id, container: user.id },
+            details: { imageId: image.Id, container: user.id, reason: 'container' },
           },
         );
       }
@@ -430,14 +430,20 @@ export class DockerEngine implements Engine, ContainerControl {
     return run;
   }
 
+  /**
+   * A 409 from image removal. `details.reason` tells the two hard conflicts apart: 'container' (a
+   * container uses it; retried until the container goes) and 'child-images' (an image was built FROM
+   * it, e.g. by an operator: not even force deletes it, and nothing image-keeper does will change that).
+   */
   private inUse(what: string, error: unknown): KeeperError {
     const message = engineMessageOf(error);
     const container = /container ([0-9a-f]{12,64})/.exec(message)?.[1];
     const refused = /referenced image ([0-9a-f]{12,64})|unable to delete ([0-9a-f]{12,64})/.exec(message);
     const image = refused?.[1] ?? refused?.[2];
+    const reason = /dependent child images/i.test(message) ? 'child-images' : 'container';
     return new KeeperError('IMAGE_IN_USE', `cannot remove ${what}: ${message.replace(/\s+/g, ' ')} (409)`, {
       cause: error,
-      details: { ref: what, ...(container ? { container } : {}), ...(image ? { imageId: image } : {}) },
+      details: { ref: what, reason, ...(container ? { container } : {}), ...(image ? { imageId: image } : {}) },
     });
   }
 

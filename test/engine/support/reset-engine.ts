@@ -8,12 +8,18 @@ export async function resetEngine(docker: Docker): Promise<void> {
   for (const container of await docker.listContainers({ all: true })) {
     await docker.getContainer(container.Id).remove({ force: true, v: true });
   }
-  // Tags one at a time (parallel removal of an image's last tags races inside the engine).
-  for (const image of await docker.listImages({ all: true })) {
-    try {
-      await docker.getImage(image.Id).remove({ force: true });
-    } catch (error) {
-      if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  // Tags one at a time (parallel removal of an image's last tags races inside the engine). An image
+  // with child images (built FROM it) is refused with 409 until its children are gone: another round.
+  for (let round = 0; round < 10; round++) {
+    const images = await docker.listImages({ all: true });
+    if (images.length === 0) return;
+    for (const image of images) {
+      try {
+        await docker.getImage(image.Id).remove({ force: true });
+      } catch (error) {
+        const status = (error as { statusCode?: number }).statusCode;
+        if (status !== 404 && status !== 409) throw error;
+      }
     }
   }
   const left = await docker.listImages({ all: true });
