@@ -1,4 +1,4 @@
-import { assert } from '../errors.js';
+import { assert, isKeeperError } from '../errors.js';
 import type { EngineImage } from '../model/engine-image.js';
 import { allReferences } from '../model/engine-image.js';
 import type { ImageRow } from '../model/image-row.js';
@@ -12,7 +12,8 @@ import type { KeeperContext } from './keeper-context.js';
  *    delete the row.
  *  - This is the last row and no container uses the image: delete the engine image, THEN the row. A
  *    cut in between leaves a row without an image, which startup cleanup deletes; the other order
- *    would leak a tagged image nobody owns (balena hazard 10.1).
+ *    would leak a tagged image nobody owns (balena hazard 10.1). An image the engine keeps for its
+ *    child images (IMAGE_IN_USE, reason 'child-images') is treated like one an operator tagged.
  * Invariant S2: the engine image is deleted only when no other row references its ID.
  * The decision is re-checked here against fresh reads, not trusted from the plan.
  */
@@ -54,7 +55,14 @@ export async function removeRow(ctx: KeeperContext, row: ImageRow): Promise<void
   const foreign = image.repoTags.filter((ref) => !own.includes(ref) && repositoryOf(ref) !== repository);
   if (foreign.length === 0 || mutant === 'delete-by-name') {
     assert(!usedByContainer, 'an image is deleted only when no container uses it', { dockerImageId });
-    await ctx.engine.removeImage(dockerImageId);
+    try {
+      await ctx.engine.removeImage(dockerImageId);
+    } catch (error) {
+      // Someone built images FROM it (Docker refuses even a forced delete): it is theirs now, like an
+      // operator's tag; take back only our own references. Retrying would never converge.
+      if (!isKeeperError(error, 'IMAGE_IN_USE') || error.details['reason'] !== 'child-images') throw error;
+      await untagKeepingImage(ctx, image, own);
+    }
   } else {
     // An operator's tag: the image is theirs now; take back only our own references.
     await untagKeepingImage(ctx, image, own);
