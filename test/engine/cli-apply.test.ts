@@ -3,7 +3,7 @@
  * private engine and registry, a first install and two updates from balena target-state files, with an
  * operator's own image and container on the same engine that image-keeper must never touch.
  */
-import { mkdtempSync, statSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { short } from '../../core/model/plan-step.js';
@@ -209,5 +209,53 @@ describe('status and cleanup', () => {
 
     const again = await cli(['cleanup']);
     expect(again.stdout.trim()).toBe('nothing to clean up: nothing was changed');
+  });
+});
+
+describe('an operator builds an image FROM a managed one', () => {
+  const CHILD_APP = 1702;
+  let childDb: string;
+  const childDevice = (args: readonly string[]): Promise<CliResult> => runCli([...args, '--db', childDb, '--engine', ENGINE]);
+  const oneService = (name: string, commit: string, releaseId: number, image: string): string =>
+    writeBalenaTarget(dir, name, { appId: CHILD_APP, commit, releaseId, services: { tool: { id: 32001, imageId: releaseId, image } } });
+
+  beforeAll(async () => {
+    await resetEngine(docker);
+    childDb = join(dir, 'child', 'images.sqlite');
+  });
+
+  test('the managed image, no longer needed, goes to whoever built on it: apply converges, exit 0, no row left', async () => {
+    const first = await childDevice(['apply', oneService('child-first', C1, 2001, workerV1.digestRef)]);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    // Offline: the classic builder, FROM the managed image by digest, records it as the parent.
+    const context = join(dir, 'child-context');
+    mkdirSync(context, { recursive: true });
+    writeFileSync(join(context, 'Dockerfile'), `FROM ${workerV1.digestRef}\nLABEL operator.built=yes\n`);
+    await runDockerCli(info.socketPath, ['build', '--pull=false', '--network', 'none', '-t', 'operator/child:1', context]);
+    const child = await docker.getImage('operator/child:1').inspect();
+    expect(child.Parent).toBe(workerV1.imageId);
+    // Docker refuses even a forced delete of a parent: this is what the update below meets.
+    await expect(docker.getImage(workerV1.imageId).remove({ force: true })).rejects.toMatchObject({ statusCode: 409 });
+
+    const update = await childDevice(['apply', oneService('child-update', C2, 2002, mainV1.digestRef)]);
+    expect(update.stderr).toBe('');
+    expect(update.code).toBe(0);
+    expect(update.events.filter((e) => e['type'] === 'step' && e['phase'] === 'failed')).toEqual([]);
+    expect(update.events.at(-1)).toMatchObject({ type: 'done' });
+    const report = JSON.parse((await childDevice(['status', '--json'])).stdout) as StatusReport;
+    expect(report.rows.map((r) => `${r.serviceName} ${r.name} -> ${r.dockerImageId ?? 'null'}`)).toEqual([
+      `tool ${mainV1.digestRef} -> ${mainV1.imageId}`,
+    ]);
+    // The child and the layers under it stay, the parent image with them.
+    expect((await docker.getImage('operator/child:1').inspect()).RootFS.Layers).toEqual(workerV1.layers);
+    expect(await imageExists(workerV1.imageId)).toBe(true);
+
+    // And it stays converged: the next start changes nothing.
+    const again = await childDevice(['apply']);
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    expect(again.events.filter((e) => e['type'] === 'step')).toEqual([]);
+    expect(await imageExists('operator/child:1')).toBe(true);
   });
 });
