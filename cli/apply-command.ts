@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { KeeperError } from '../core/errors.js';
+import { KeeperError, isKeeperError } from '../core/errors.js';
 import type { Target } from '../core/model/target.js';
+import { parseJsonText } from '../core/target/json-text.js';
 import { parseTargetJson } from '../core/target/parse-target.js';
 import type { CliIo } from './cli-io.js';
 import { withDevice } from './device.js';
@@ -58,9 +59,12 @@ export async function readTargetFile(path: string): Promise<Target> {
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJsonText(text, path);
   } catch (error) {
-    throw new KeeperError('INVALID_TARGET', `${path}: not valid JSON: ${(error as Error).message}`, { cause: error });
+    if (isKeeperError(error, 'INVALID_TARGET') && /\.ya?ml$/i.test(path)) {
+      throw new KeeperError('INVALID_TARGET', `${error.message} (a target file is JSON; a YAML scenario is replayed with image-keeper run)`, { cause: error });
+    }
+    throw error;
   }
   return parseTargetJson(value, path);
 }

@@ -297,6 +297,42 @@ describe('malformed balena input', () => {
     );
   });
 
+  it('rejects two apps with one id, and two services of an app with one id (the keeper would switch between them for ever)', () => {
+    const OTHER = 'b'.repeat(32);
+    const twoApps = v3({
+      [APP]: fleetApp(1701, C1, { main: service(11, `reg.local/a@${DIGEST}`) }),
+      [OTHER]: fleetApp(1701, C2, { main: service(12, `reg.local/b@${DIGEST}`) }),
+    });
+    expect(rejection(twoApps).message).toBe(
+      `t.json: app id 1701 appears twice (["${DEVICE}"].apps.${APP} and ["${DEVICE}"].apps.${OTHER}); each app needs its own id (at ["${DEVICE}"].apps.${OTHER}.id)`,
+    );
+    const twoServices = v3({
+      [APP]: fleetApp(1, C1, { main: service(11, `reg.local/a@${DIGEST}`), side: service(11, `reg.local/b@${DIGEST}`) }),
+    });
+    expect(rejection(twoServices).message).toBe(
+      `t.json: serviceId 11 appears twice in app 1 (services 'main' and 'side'); each service needs its own id (at ["${DEVICE}"].apps.${APP}.releases["${C1}"].services.side.id)`,
+    );
+    // Another device may run the same app: its images are dependent, not a duplicate.
+    const attached = { ...v3({ [APP]: fleetApp(1, C1, { main: service(11, `reg.local/a@${DIGEST}`) }) }), ...v3({ [APP]: fleetApp(1, C1, { main: service(11, `reg.local/a@${DIGEST}`) }) }, 'c'.repeat(32)) };
+    expect(parseBalenaTarget(attached, { deviceUuid: DEVICE }).target.dependent).toHaveLength(1);
+  });
+
+  it('rejects duplicate app and service ids in v2 too', () => {
+    const app = (appId: number, services: Record<string, unknown>) => ({ appId, commit: 'c1', releaseId: 1, services });
+    const svc = (serviceName: string) => ({ serviceName, image: `reg.local/m@${DIGEST}`, imageId: 3 });
+    expect(rejection({ local: { apps: { '1': app(5, { '2': svc('m') }), '7': app(5, { '3': svc('n') }) } } }).message).toBe(
+      't.json: app id 5 appears twice (local.apps["1"] and local.apps["7"]); each app needs its own id (at local.apps["7"].appId)',
+    );
+    expect(rejection({ local: { apps: { '1': app(1, { '2': svc('m'), '3': svc('m') }) } } }).message).toBe(
+      `t.json: service 'm' appears twice in app 1 (at local.apps["1"].services["3"].serviceName)`,
+    );
+    expect(
+      rejection({ local: { apps: { '1': app(1, { '2': svc('m'), '3': { ...svc('n'), serviceId: 2 } }) } } }).message,
+    ).toBe(
+      `t.json: serviceId 2 appears twice in app 1 (services 'm' and 'n'); each service needs its own id (at local.apps["1"].services["3"].serviceId)`,
+    );
+  });
+
   it('rejects values that are not target states at all', () => {
     expect(rejection([]).message).toBe('t.json: invalid input: expected record, received array (at (root))');
     expect(rejection({}).message).toBe('t.json: target state names no device (at (root))');

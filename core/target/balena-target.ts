@@ -4,7 +4,9 @@ import { isKeeperError } from '../errors.js';
 import type { Target, TargetImage, TargetService, UpdateStrategy } from '../model/target.js';
 import { normalizeReference } from '../reference/image-reference.js';
 import { deriveImageId, deriveReleaseId, deriveServiceId } from './derived-ids.js';
-import { invalidTarget, targetSchemaError, type JsonPath } from './json-path.js';
+import { formatJsonPath, invalidTarget, targetSchemaError, type JsonPath } from './json-path.js';
+import { commitSchema } from './commit-schema.js';
+import { TargetIds } from './unique-ids.js';
 
 /**
  * Balena's device target state, as the supervisor receives it, mapped to our Target. Pure: the caller
@@ -73,14 +75,14 @@ const v2Service = z.looseObject({
 const v2App = z.looseObject({
   appId: numericId.optional(),
   name: z.string().optional(),
-  commit: z.string().min(1).optional(),
+  commit: commitSchema.optional(),
   releaseId: numericId.optional(),
   services: z.record(z.string(), z.unknown()).optional(),
 });
 const v2DependentApp = z.looseObject({
   name: z.string().optional(),
   image: z.string().min(1).optional(),
-  commit: z.string().min(1).optional(),
+  commit: commitSchema.optional(),
   releaseId: numericId.optional(),
   imageId: numericId.optional(),
 });
@@ -143,8 +145,10 @@ class Parser {
     const dependent: TargetImage[] = [];
     for (const uuid of uuids) {
       const device = this.check(v3Device, devices[uuid], [uuid]);
+      // Only the local device's apps run here; another device may run the same app as this one.
+      const ids = uuid === local ? new TargetIds() : undefined;
       for (const [appUuid, rawApp] of Object.entries(device.apps)) {
-        const found = this.v3App(rawApp, [uuid, 'apps', appUuid], appUuid, skipped);
+        const found = this.v3App(rawApp, [uuid, 'apps', appUuid], appUuid, skipped, ids);
         if (uuid === local) services.push(...found);
         // Dependent images are only downloaded, never run here, so they carry no strategy.
         else dependent.push(...found.map(({ strategy: _strategy, ...image }) => image));
@@ -153,7 +157,13 @@ class Parser {
     return { format: 'v3', target: { services, dependent }, skipped };
   }
 
-  private v3App(raw: unknown, path: JsonPath, appUuid: string, skipped: SkippedApp[]): TargetService[] {
+  private v3App(
+    raw: unknown,
+    path: JsonPath,
+    appUuid: string,
+    skipped: SkippedApp[],
+    ids: TargetIds | undefined,
+  ): TargetService[] {
     const app = this.check(v3App, raw, path);
     const appClass = app.class ?? 'fleet';
     if (appClass !== 'fleet') {
@@ -164,6 +174,7 @@ class Parser {
       skipped.push({ appUuid, name: app.name, reason: 'host OS app (is_host)' });
       return [];
     }
+    this.unique(ids?.app(app.id, formatJsonPath(path)), [...path, 'id']);
     const commits = Object.keys(app.releases ?? {});
     if (commits.length > 1) {
       throw invalidTarget(
@@ -174,12 +185,14 @@ class Parser {
     }
     const commit = commits[0];
     if (commit === undefined) return [];
+    if (commit === '') throw invalidTarget(this.label, [...path, 'releases'], 'a release commit must not be empty');
     const releasePath = [...path, 'releases', commit];
     const release = this.check(v3Release, app.releases?.[commit], releasePath);
     const services: TargetService[] = [];
     for (const [serviceName, rawService] of Object.entries(release.services ?? {})) {
       const servicePath = [...releasePath, 'services', serviceName];
       const service = this.check(v3Service, rawService, servicePath);
+      this.unique(ids?.service(app.id, service.id, serviceName, false), [...servicePath, 'id']);
       services.push({
         name: this.reference(service.image, [...servicePath, 'image']),
         appId: app.id,
@@ -197,10 +210,12 @@ class Parser {
   v2(value: unknown): BalenaTargetResult {
     const state = this.check(v2State, value, []);
     const services: TargetService[] = [];
+    const ids = new TargetIds();
     for (const [key, rawApp] of Object.entries(state.local.apps ?? {})) {
       const path = ['local', 'apps', key];
       const app = this.check(v2App, rawApp, path);
       const appId = app.appId ?? this.keyId(key, path, 'app');
+      this.unique(ids.app(appId, formatJsonPath(path)), app.appId === undefined ? path : [...path, 'appId']);
       const entries = Object.entries(app.services ?? {});
       if (entries.length === 0) continue;
       if (app.commit === undefined)
@@ -211,10 +226,14 @@ class Parser {
       for (const [serviceKey, rawService] of entries) {
         const servicePath = [...path, 'services', serviceKey];
         const service = this.check(v2Service, rawService, servicePath);
+        const serviceId = service.serviceId ?? this.keyId(serviceKey, servicePath, 'service');
+        const duplicate = ids.service(appId, serviceId, service.serviceName, false);
+        const where = duplicate?.startsWith('service ') ? 'serviceName' : service.serviceId === undefined ? undefined : 'serviceId';
+        this.unique(duplicate, where === undefined ? servicePath : [...servicePath, where]);
         services.push({
           name: this.reference(service.image, [...servicePath, 'image']),
           appId,
-          serviceId: service.serviceId ?? this.keyId(serviceKey, servicePath, 'service'),
+          serviceId,
           serviceName: service.serviceName,
           imageId: service.imageId,
           releaseId: app.releaseId,
@@ -245,6 +264,11 @@ class Parser {
       });
     }
     return { format: 'v2', target: { services, dependent }, skipped: [] };
+  }
+
+  /** Throws the duplicate-ID problem TargetIds found, if any. */
+  private unique(problem: string | undefined, path: JsonPath): void {
+    if (problem !== undefined) throw invalidTarget(this.label, path, problem);
   }
 
   private keyId(key: string, path: JsonPath, what: 'app' | 'service'): number {

@@ -137,6 +137,7 @@ describe('parseTargetJson, own format', () => {
         ],
       }),
     ).toBe("x.json: service 'm' appears twice in app 1 (at apps[0].services[1].name)");
+    expect(message({ apps: [{ id: 1, commit: '' }] })).toBe('x.json: commit must not be empty (at apps[0].commit)');
     expect(message({ apps: 'all' })).toBe('x.json: invalid input: expected array, received string (at apps)');
     expect(
       message({
@@ -178,5 +179,64 @@ describe('derived IDs', () => {
     expect(formatJsonPath(['labels', 'io.balena.update.strategy', 0])).toBe(
       'labels["io.balena.update.strategy"][0]',
     );
+  });
+});
+
+describe('duplicate ids in our own format', () => {
+  it('rejects two apps with one id and two services of an app with one serviceId', () => {
+    expect(
+      message({
+        apps: [
+          { id: 1, commit: 'c1', services: [{ name: 'main', image: 'reg/a:1' }] },
+          { id: 1, commit: 'c2', services: [{ name: 'x', image: 'reg/b:1' }] },
+        ],
+      }),
+    ).toBe('x.json: app id 1 appears twice (apps[0] and apps[1]); each app needs its own id (at apps[1].id)');
+    expect(
+      message({
+        apps: [
+          {
+            id: 1,
+            commit: 'c1',
+            services: [
+              { id: 5, name: 'a', image: 'reg/a:1' },
+              { id: 5, name: 'b', image: 'reg/b:1' },
+            ],
+          },
+        ],
+      }),
+    ).toBe(
+      "x.json: serviceId 5 appears twice in app 1 (services 'a' and 'b'); each service needs its own id (at apps[0].services[1].id)",
+    );
+    // An explicit id equal to the one another service derives from its name.
+    const derived = deriveServiceId('main');
+    expect(
+      message({
+        apps: [
+          {
+            id: 1,
+            commit: 'c1',
+            services: [
+              { name: 'main', image: 'reg/a:1' },
+              { id: derived, name: 'b', image: 'reg/b:1' },
+            ],
+          },
+        ],
+      }),
+    ).toBe(
+      `x.json: serviceId ${derived} appears twice in app 1 (services 'main' and 'b'); each service needs its own id (at apps[0].services[1].id)`,
+    );
+    // The same service id in two apps is fine.
+    expect(
+      parseTargetJson(
+        {
+          apps: [
+            { id: 1, commit: 'c1', services: [{ id: 5, name: 'a', image: 'reg/a:1' }] },
+            { id: 2, commit: 'c1', services: [{ id: 5, name: 'a', image: 'reg/a:1' }] },
+          ],
+        },
+        'x.json',
+      ).services,
+    ).toHaveLength(2);
   });
 });

@@ -5,7 +5,11 @@ import type { Target, TargetImage, TargetService } from '../model/target.js';
 import { normalizeReference } from '../reference/image-reference.js';
 import { isBalenaTarget, parseBalenaTarget } from './balena-target.js';
 import { deriveImageId, deriveReleaseId, deriveServiceId, findServiceIdCollision, targetImageOf } from './derived-ids.js';
-import { invalidTarget, targetSchemaError, type JsonPath } from './json-path.js';
+import { formatJsonPath, invalidTarget, targetSchemaError, type JsonPath } from './json-path.js';
+import { TargetIds } from './unique-ids.js';
+import { commitSchema } from './commit-schema.js';
+
+export { commitSchema };
 
 /**
  * Our own target format: apps with one commit each and a list of services, every cloud ID optional
@@ -13,12 +17,7 @@ import { invalidTarget, targetSchemaError, type JsonPath } from './json-path.js'
  * reference; scenarios reuse the same shape and also allow image symbols.
  */
 const cloudId = z.number().int().nonnegative();
-const commit = z
-  .string({
-    error: (issue) =>
-      issue.input === undefined ? undefined : 'commit must be a string (quote a numeric commit)',
-  })
-  .min(1);
+const commit = commitSchema;
 
 export const strategySchema = z.enum(['download-then-kill', 'delete-then-download']);
 
@@ -68,19 +67,25 @@ export interface TargetBuildContext {
 /** Maps a validated own-format target to a Target, filling derived IDs. Problems go to `ctx.report`. */
 export function buildOwnTarget(spec: OwnTarget, ctx: TargetBuildContext, base: JsonPath = []): Target {
   const services: TargetService[] = [];
+  const ids = new TargetIds();
   (spec.apps ?? []).forEach((app, a) => {
     const releaseId = app.releaseId ?? deriveReleaseId(app.commit);
-    const seen = new Set<string>();
+    const duplicateApp = ids.app(app.id, formatJsonPath([...base, 'apps', a]));
+    if (duplicateApp !== undefined) {
+      ctx.report([...base, 'apps', a, 'id'], duplicateApp);
+      return;
+    }
     (app.services ?? []).forEach((service, s) => {
       const path = [...base, 'apps', a, 'services', s];
-      if (seen.has(service.name)) {
-        ctx.report([...path, 'name'], `service '${service.name}' appears twice in app ${app.id}`);
+      const serviceId = service.id ?? deriveServiceId(service.name);
+      const duplicate = ids.service(app.id, serviceId, service.name, service.id === undefined);
+      if (duplicate !== undefined) {
+        const named = duplicate.startsWith('service ');
+        ctx.report([...path, named || service.id === undefined ? 'name' : 'id'], duplicate);
         return;
       }
-      seen.add(service.name);
       const name = ctx.resolveImage(service.image, [...path, 'image']);
       if (name === undefined) return;
-      const serviceId = service.id ?? deriveServiceId(service.name);
       services.push({
         name,
         appId: app.id,
