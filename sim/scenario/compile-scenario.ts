@@ -1,5 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 
+import { visit } from 'yaml';
+
 import { KeeperError, isKeeperError } from '../../core/errors.js';
 import { isMutant } from '../../core/mutants.js';
 import type { Container } from '../../core/model/container.js';
@@ -9,6 +11,7 @@ import type { Target, TargetImage } from '../../core/model/target.js';
 import { parseReference } from '../../core/reference/image-reference.js';
 import { deriveServiceId, targetImageOf } from '../../core/target/derived-ids.js';
 import { describeZodIssue, formatJsonPath, type JsonPath } from '../../core/target/json-path.js';
+import { parseJsonText } from '../../core/target/json-text.js';
 import {
   buildOwnDependents,
   buildOwnTarget,
@@ -68,24 +71,76 @@ export function defaultContainerId(serviceName: string, appId: number, commit: s
  * `<file>:<line>:<col>: <what is wrong> (at <path>)`.
  */
 export function compileScenario(text: string, options: CompileOptions): CompiledScenario {
+  try {
+    return compileText(text, options);
+  } catch (error) {
+    // Input nested deeply enough to exhaust the stack (in the YAML parser or the schema): one line.
+    if (error instanceof RangeError) {
+      throw scenarioError(options.file, [{ line: 1, col: 1, path: '', message: `nested too deeply to read (${error.message})` }]);
+    }
+    throw error;
+  }
+}
+
+function compileText(text: string, options: CompileOptions): CompiledScenario {
   const parsed = parseYaml(text);
   if (parsed.doc.errors.length > 0) {
     throw scenarioError(
       options.file,
       parsed.doc.errors.map((e) => {
         const { line, col } = positionOf(parsed, e.pos[0]);
-        return { line, col, path: '', message: e.message.split('\n')[0] ?? e.code };
+        return { line, col, path: '', message: oneLine(e.message.split('\n')[0] ?? e.code) };
       }),
     );
   }
-  const result = scenarioSchema.safeParse(parsed.doc.toJS({ maxAliasCount: 1000 }), { reportInput: true });
+  let value: unknown;
+  try {
+    value = parsed.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (error) {
+    // yaml refuses aliases that expand to too much (an alias bomb) with a ReferenceError.
+    const { line, col } = positionOf(parsed, firstAliasOffset(parsed) ?? 0);
+    const message = /alias/i.test((error as Error).message)
+      ? `YAML aliases expand to too much data (more than ${MAX_ALIAS_COUNT} alias expansions)`
+      : `cannot read the YAML: ${oneLine((error as Error).message)}`;
+    throw scenarioError(options.file, [{ line, col, path: '', message }]);
+  }
+  const result = scenarioSchema.safeParse(value, { reportInput: true });
   if (!result.success) {
+    const hint = targetFileHint(value);
+    if (hint !== undefined) throw scenarioError(options.file, [{ line: 1, col: 1, path: '', message: hint }]);
     throw scenarioError(
       options.file,
       result.error.issues.flatMap(describeZodIssue).map((p) => locate(parsed, p.path, p.message, p.atKey)),
     );
   }
   return new Compiler(parsed, options).compile(result.data);
+}
+
+/** Alias expansions a scenario may make while it is read; a few shared lists need far fewer. */
+const MAX_ALIAS_COUNT = 1000;
+
+function firstAliasOffset(parsed: ParsedYaml): number | undefined {
+  let offset: number | undefined;
+  visit(parsed.doc, {
+    Alias(_key, node) {
+      offset = node.range?.[0];
+      return visit.BREAK;
+    },
+  });
+  return offset;
+}
+
+/**
+ * A target-state file given where a scenario is expected: it has no `name` and the shape of a target
+ * (our `apps`/`dependent`, balena v2 `local`, or balena v3 device UUIDs holding `apps`).
+ */
+function targetFileHint(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || 'name' in value) return undefined;
+  const keys = Object.keys(value);
+  const record = value as Record<string, unknown>;
+  const v3 = keys.length > 0 && keys.every((k) => typeof record[k] === 'object' && record[k] !== null && 'apps' in (record[k] as object));
+  if (!v3 && !keys.includes('apps') && !keys.includes('local') && !keys.includes('dependent')) return undefined;
+  return "this looks like a target file, not a scenario; use image-keeper apply, or reference it from a scenario's apply: {file: ...}";
 }
 
 function locate(parsed: ParsedYaml, path: JsonPath, message: string, atKey: boolean): ScenarioProblem {
@@ -157,6 +212,7 @@ class Compiler {
       registry,
       initial,
       steps,
+      ...(spec.cutAtCalls !== undefined && spec.cutAtCalls.length > 0 ? { cutAtCalls: spec.cutAtCalls } : {}),
       expect,
     };
     return { file: this.options.file, ...content, symbols: symbolTable(content, this.derived) };
@@ -416,20 +472,28 @@ class Compiler {
   private initial(spec: ScenarioSpec): InitialState {
     const initial = spec.initial ?? {};
     const base = ['initial'];
-    const rows = (initial.rows ?? []).flatMap((row, i) => this.row(row, i, [...base, 'rows', i]) ?? []);
+    // Each compiled entry keeps the index of its source entry, so a problem points at the right line
+    // even when an earlier entry had an error (and compiled to nothing).
+    const rowEntries = (initial.rows ?? []).flatMap((spec, i) => {
+      const row = this.row(spec, i, [...base, 'rows', i]);
+      return row ? [{ value: row, index: i }] : [];
+    });
     this.unique(
-      rows.map((r) => r.id),
+      rowEntries.map((r) => ({ key: r.value.id, index: r.index })),
       (i) => [...base, 'rows', i],
       'row id',
     );
-    const containers = (initial.containers ?? []).flatMap(
-      (c, i) => this.container(c, [...base, 'containers', i]) ?? [],
-    );
+    const containerEntries = (initial.containers ?? []).flatMap((spec, i) => {
+      const container = this.container(spec, [...base, 'containers', i]);
+      return container ? [{ value: container, index: i }] : [];
+    });
     this.unique(
-      containers.map((c) => c.id),
+      containerEntries.map((c) => ({ key: c.value.id, index: c.index })),
       (i) => [...base, 'containers', i],
       'container id',
     );
+    const rows = rowEntries.map((r) => r.value);
+    const containers = containerEntries.map((c) => c.value);
     return {
       images: this.engineImages(initial.engine?.images ?? [], [...base, 'engine', 'images']),
       partialLayers: this.layerList(initial.engine?.partialLayers ?? [], [
@@ -445,12 +509,17 @@ class Compiler {
     };
   }
 
-  private unique<T>(values: readonly T[], pathOf: (index: number) => JsonPath, what: string): void {
+  /** Reports each key used a second time, at the source entry (`index`) that uses it again. */
+  private unique<T>(
+    entries: readonly { readonly key: T; readonly index: number }[],
+    pathOf: (index: number) => JsonPath,
+    what: string,
+  ): void {
     const seen = new Set<T>();
-    values.forEach((v, i) => {
-      if (seen.has(v)) this.problem(pathOf(i), `${what} ${String(v)} is used twice`);
-      seen.add(v);
-    });
+    for (const { key, index } of entries) {
+      if (seen.has(key)) this.problem(pathOf(index), `${what} ${String(key)} is used twice`);
+      seen.add(key);
+    }
   }
 
   private engineImages(entries: readonly EngineImageSpec[], base: JsonPath): EngineImage[] {
@@ -617,15 +686,15 @@ class Compiler {
 
   private targetFile(file: string, path: JsonPath): Target | undefined {
     const full = isAbsolute(file) ? file : resolve(this.options.baseDir, file);
-    let value: unknown;
+    let text: string;
     try {
-      value = JSON.parse(this.options.readTextFile(full));
+      text = this.options.readTextFile(full);
     } catch (error) {
-      this.problem(path, `cannot read target file '${file}': ${(error as Error).message.split('\n')[0]}`);
+      this.problem(path, `cannot read target file '${file}': ${oneLine((error as Error).message)}`);
       return undefined;
     }
     try {
-      return parseTargetJson(value, file);
+      return parseTargetJson(parseJsonText(text, file), file);
     } catch (error) {
       if (!isKeeperError(error, 'INVALID_TARGET')) throw error;
       this.problem(path, `invalid target file ${error.message}`);
@@ -835,4 +904,9 @@ function sameLayers(a: readonly Layer[], b: readonly Layer[]): boolean {
 
 function union(a: readonly string[], b: readonly string[]): string[] {
   return [...new Set([...a, ...b])];
+}
+
+/** Messages of file errors and the like as one line. */
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
 }

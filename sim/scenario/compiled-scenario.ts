@@ -26,6 +26,12 @@ export interface CompiledScenario {
   readonly registry: readonly RegistryImage[];
   readonly initial: InitialState;
   readonly steps: readonly ScenarioStep[];
+  /**
+   * Power cuts before the k-th step of the run (counted from 1 over the whole run, recoveries
+   * included), on top of the named cuts in `steps`: how a random history's cuts are saved. A cut whose
+   * step never comes does not fire. The runner adds RunOptions.cutAtCalls to these.
+   */
+  readonly cutAtCalls?: readonly number[];
   readonly expect: Expectations;
   /** `sha256:...` (image IDs and digests) to the symbol the file used, for readable traces. */
   readonly symbols: Readonly<Record<string, string>>;

@@ -1,4 +1,4 @@
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -446,9 +446,113 @@ images:
     expect(lines[1]).toMatch(
       /^s\.yaml:4:20: cannot read target file 'missing\.json': ENOENT.* \(at steps\[1\]\.apply\.file\)$/,
     );
-    expect(lines[2]).toMatch(
-      /^s\.yaml:5:20: cannot read target file 'broken\.json': .*JSON.* \(at steps\[2\]\.apply\.file\)$/,
+    expect(lines[2]).toBe(
+      's.yaml:5:20: invalid target file broken.json:1:12: not valid JSON: expected a value, found the end of the file (at steps[2].apply.file)',
     );
+  });
+
+  it('reports a target file that is not JSON with its own line and column, in one line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scenario-'));
+    writeFileSync(join(dir, 'bad.json'), '{\n  "apps": [\n    { "id": 1,, }\n  ]\n}\n');
+    writeFileSync(join(dir, 'scenario.yaml'), 'name: x\nsteps: [\n');
+    const lines = (() => {
+      try {
+        loadScenarioText('name: x\nsteps:\n  - apply: { file: bad.json }\n  - apply: { file: scenario.yaml }\n', 's.yaml', dir);
+      } catch (error) {
+        return (error as Error).message.split('\n');
+      }
+      return [];
+    })();
+    expect(lines).toEqual([
+      's.yaml:3:20: invalid target file bad.json:3:15: not valid JSON: expected a double-quoted key, found "," (at steps[0].apply.file)',
+      "s.yaml:4:20: invalid target file scenario.yaml:1:1: not valid JSON: expected a value, found 'name' (at steps[1].apply.file)",
+    ]);
+  });
+
+  it('reports two apps with one id, or two services of an app with one serviceId, in a target', () => {
+    expect(
+      problems(`name: x
+images: { a: { repo: reg.local/a }, b: { repo: reg.local/b } }
+steps:
+  - apply:
+      apps:
+        - { id: 1, commit: c1, services: [{ name: main, image: a }] }
+        - { id: 1, commit: c2, services: [{ name: side, image: b }] }
+  - apply:
+      apps:
+        - id: 2
+          commit: c1
+          services: [{ id: 7, name: main, image: a }, { id: 7, name: side, image: b }]
+`),
+    ).toEqual([
+      's.yaml:7:17: app id 1 appears twice (steps[0].apply.apps[0] and steps[0].apply.apps[1]); each app needs its own id (at steps[0].apply.apps[1].id)',
+      "s.yaml:12:61: serviceId 7 appears twice in app 2 (services 'main' and 'side'); each service needs its own id (at steps[1].apply.apps[0].services[1].id)",
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'scenario-'));
+    const v3 = (id: number) => ({ id, name: 'a', releases: { c1: { id: 1, services: { m: { id: 1, image_id: 1, image: 'reg.local/a:1' } } } } });
+    writeFileSync(join(dir, 'dup.json'), JSON.stringify({ dev: { apps: { u1: v3(1701), u2: v3(1701) } } }));
+    expect(() => loadScenarioText('name: x\nsteps:\n  - apply: { file: dup.json }\n', 's.yaml', dir)).toThrow(
+      's.yaml:3:20: invalid target file dup.json: app id 1701 appears twice (dev.apps.u1 and dev.apps.u2); each app needs its own id (at dev.apps.u2.id) (at steps[0].apply.file)',
+    );
+  });
+
+  it('says an empty commit is empty', () => {
+    expect(problems('name: x\nsteps:\n  - apply: { apps: [{ id: 1, commit: "" }] }\n')).toEqual([
+      's.yaml:3:38: commit must not be empty (at steps[0].apply.apps[0].commit)',
+    ]);
+  });
+
+  it('points a second use of a row or container id at its own entry, also after an entry with an error', () => {
+    expect(
+      problems(`name: x
+images: { a: { repo: reg.local/a } }
+initial:
+  rows:
+    - { image: a, app: 1, service: m, commit: c, rowId: 5 }
+    - { image: nope, app: 1, service: m, commit: c }
+    - { image: a, app: 1, service: n, commit: c, rowId: 5 }
+  containers:
+    - { id: k, image: nope, foreign: true }
+    - { id: k, image: a, foreign: true }
+    - { id: k, image: a, foreign: true }
+`),
+    ).toEqual([
+      "s.yaml:6:16: image 'nope' is not defined in images (at initial.rows[1].image)",
+      's.yaml:7:7: row id 5 is used twice (at initial.rows[2])',
+      "s.yaml:9:23: image 'nope' is not defined in images (at initial.containers[0].image)",
+      's.yaml:11:7: container id k is used twice (at initial.containers[2])',
+    ]);
+  });
+
+  it('reports a YAML alias bomb as one line, not a crash', () => {
+    const levels = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 10; i++) levels.push(`l${i}: &l${i} [${Array(9).fill(i === 1 ? '*a' : `*l${i - 1}`).join(', ')}]`);
+    expect(problems(`name: bomb\n${levels.join('\n')}\n`)).toEqual([
+      's.yaml:3:10: YAML aliases expand to too much data (more than 1000 alias expansions)',
+    ]);
+  });
+
+  it('reports input nested too deeply as one line, not a crash', () => {
+    const [line] = problems(`name: deep\nsteps: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`);
+    expect(line).toMatch(/^s\.yaml:\d+:\d+: /);
+  });
+
+  it('says when a target file is given where a scenario is expected', () => {
+    const hint = "s.json:1:1: this looks like a target file, not a scenario; use image-keeper apply, or reference it from a scenario's apply: {file: ...}";
+    expect(problems('{ "apps": [{ "id": 1, "commit": "c" }] }', 's.json')).toEqual([hint]);
+    expect(problems('{ "local": { "apps": {} } }', 's.json')).toEqual([hint]);
+    expect(problems('{ "dev1": { "apps": {} } }', 's.json')).toEqual([hint]);
+  });
+
+  it('compiles cutAtCalls (positive whole numbers: power cuts before those steps of the run)', () => {
+    expect(load('name: x\ncutAtCalls: [46, 3]\n').cutAtCalls).toEqual([46, 3]);
+    expect(load('name: x\ncutAtCalls: []\n').cutAtCalls).toBeUndefined();
+    expect(problems('name: x\ncutAtCalls: [0, 1.5, -2, a]\n')).toEqual([
+      's.yaml:2:14: too small: expected number to be >0 (at cutAtCalls[0])',
+      's.yaml:2:17: invalid input: expected int, received number (at cutAtCalls[1])',
+      's.yaml:2:22: too small: expected number to be >0 (at cutAtCalls[2])',
+      's.yaml:2:26: invalid input: expected number, received string (at cutAtCalls[3])',
+    ]);
   });
 
   it('reports errors in JSON scenarios with line and column', () => {
@@ -520,6 +624,18 @@ describe('loadScenario and loadScenarios', () => {
     );
     await expect(loadScenario(join(dir, 'missing.yaml'))).rejects.toThrow(
       /missing\.yaml:1:1: cannot read scenario/,
+    );
+  });
+
+  it('says what is wrong with a path that cannot be read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scenarios-'));
+    symlinkSync(join(dir, 'loop-b.yaml'), join(dir, 'loop-a.yaml'));
+    symlinkSync(join(dir, 'loop-a.yaml'), join(dir, 'loop-b.yaml'));
+    await expect(loadScenarios(join(dir, 'loop-a.yaml'))).rejects.toThrow(
+      `${join(dir, 'loop-a.yaml')}: too many levels of symbolic links (a symlink loop?) (ELOOP)`,
+    );
+    await expect(loadScenarios(join(dir, 'missing.yaml'))).rejects.toThrow(
+      `${join(dir, 'missing.yaml')}: no such scenario file or folder (ENOENT)`,
     );
   });
 });

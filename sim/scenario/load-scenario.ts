@@ -42,10 +42,7 @@ export function loadScenarioText(text: string, fileLabel: string, baseDir: strin
  */
 export async function loadScenarios(pathOrFolder: string): Promise<CompiledScenario[]> {
   const info = await stat(pathOrFolder).catch((error: NodeJS.ErrnoException) => {
-    throw new KeeperError('INVALID_SCENARIO', `${pathOrFolder}: no such scenario file or folder (${error.code ?? error.message})`, {
-      cause: error,
-      details: { file: pathOrFolder },
-    });
+    throw unreadable(pathOrFolder, error);
   });
   const files = info.isDirectory() ? (await scenarioFiles(pathOrFolder)).sort() : [pathOrFolder];
   if (files.length === 0) {
@@ -71,8 +68,26 @@ export async function loadScenarios(pathOrFolder: string): Promise<CompiledScena
   return loaded;
 }
 
+/** A path that cannot be read, as one line saying what happened. */
+function unreadable(path: string, error: NodeJS.ErrnoException): KeeperError {
+  const why: Record<string, string> = {
+    ENOENT: 'no such scenario file or folder',
+    ELOOP: 'too many levels of symbolic links (a symlink loop?)',
+    EACCES: 'permission denied',
+    ENOTDIR: 'a part of the path is not a folder',
+    ENAMETOOLONG: 'the path is too long',
+  };
+  const message = why[error.code ?? ''] ?? `cannot read: ${error.message.replace(/\s*\n\s*/g, ' ')}`;
+  return new KeeperError('INVALID_SCENARIO', `${path}: ${message}${error.code !== undefined && why[error.code] !== undefined ? ` (${error.code})` : ''}`, {
+    cause: error,
+    details: { file: path },
+  });
+}
+
 async function scenarioFiles(folder: string): Promise<string[]> {
-  const entries = await readdir(folder, { withFileTypes: true });
+  const entries = await readdir(folder, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+    throw unreadable(folder, error);
+  });
   const files: string[] = [];
   for (const entry of entries) {
     const full = join(folder, entry.name);

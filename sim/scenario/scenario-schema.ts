@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 import { CRASH_POINTS } from '../../core/ports/crash-points.js';
-import { ownDependentSchema, ownTargetSchema } from '../../core/target/parse-target.js';
+import { commitSchema, ownDependentSchema, ownTargetSchema } from '../../core/target/parse-target.js';
 
 /**
  * The shape of a scenario file (YAML or JSON) before symbols are resolved; docs/scenario-format.md
@@ -13,12 +13,7 @@ import { ownDependentSchema, ownTargetSchema } from '../../core/target/parse-tar
 const count = z.number().int().nonnegative();
 const cloudId = z.number().int().nonnegative();
 const name = z.string().min(1);
-const commit = z
-  .string({
-    error: (issue) =>
-      issue.input === undefined ? undefined : 'commit must be a string (quote a numeric commit)',
-  })
-  .min(1);
+const commit = commitSchema;
 
 /** `key:` with nothing after it reads as null; for no-argument steps that means `{}`. */
 const orEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? {} : v), schema);
@@ -218,6 +213,8 @@ export const scenarioSchema = z.strictObject({
   registry: z.array(name).optional(),
   initial: orEmpty(initialSchema).optional(),
   steps: z.array(stepSchema).optional(),
+  /** Power cuts before the k-th step of the run (port calls, counted from 1), as random histories make them. */
+  cutAtCalls: z.array(z.number().int().positive()).optional(),
   expect: orEmpty(expectSchema).optional(),
 });
 

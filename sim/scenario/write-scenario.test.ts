@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 
 import { CRASH_POINTS } from '../../core/ports/crash-points.js';
+import { deriveServiceId } from '../../core/target/derived-ids.js';
 import type { CompiledScenario } from './compiled-scenario.js';
 import { loadScenarioText } from './load-scenario.js';
 import {
@@ -225,7 +226,8 @@ function scenarioArbitrary(): fc.Arbitrary<Doc> {
       });
       const target = fc.record({
         apps: opt(
-          fc.array(
+          // A target names each app once, and each service of an app once by name and by serviceId.
+          fc.uniqueArray(
             fc.record({
               id: fc.constantFrom(1, 2, 3),
               name: opt(fc.constant('app')),
@@ -241,10 +243,10 @@ function scenarioArbitrary(): fc.Arbitrary<Doc> {
                     strategy: opt(fc.constantFrom('download-then-kill', 'delete-then-download')),
                   }),
                   { selector: (s) => s.name, maxLength: 3 },
-                ),
+                ).filter((list) => new Set(list.map((s) => s.id ?? deriveServiceId(s.name))).size === list.length),
               ),
             }),
-            { maxLength: 3 },
+            { selector: (a) => a.id, maxLength: 3 },
           ),
         ),
         dependent: opt(fc.array(dependent, { maxLength: 2 })),
@@ -381,6 +383,7 @@ function scenarioArbitrary(): fc.Arbitrary<Doc> {
           target: opt(target),
           dependent: opt(fc.array(dependent, { maxLength: 2 })),
           steps: fc.array(step, { maxLength: 8 }),
+          cutAtCalls: opt(fc.array(fc.integer({ min: 1, max: 500 }), { maxLength: 3 })),
           expect: opt(
             fc.record({
               present: opt(fc.array(idName, { maxLength: 2 })),
@@ -434,6 +437,7 @@ function scenarioArbitrary(): fc.Arbitrary<Doc> {
               dependent: r.dependent,
             },
             steps: r.steps,
+            cutAtCalls: r.cutAtCalls,
             expect,
           }) as Doc;
         });

@@ -83,6 +83,7 @@ class ScenarioWriter {
     );
     if (Object.keys(initial).length > 0) doc['initial'] = initial;
     if (c.steps.length > 0) doc['steps'] = c.steps.map((s) => this.step(s));
+    if (c.cutAtCalls !== undefined && c.cutAtCalls.length > 0) doc['cutAtCalls'] = [...c.cutAtCalls];
     const expect = this.expectations();
     if (Object.keys(expect).length > 0) doc['expect'] = expect;
     return render(doc, c.file);
