@@ -32,7 +32,7 @@ export async function applyCommand(targetPath: string | undefined, flags: ApplyF
   });
   const started = Date.now();
   try {
-    await withDevice({ settings, events: renderer, createDb: true }, async (device) => {
+    await withDevice({ settings, events: renderer, access: 'write' }, async (device) => {
       renderer.emit({ type: 'device', db: settings.dbPath, engine: settings.engineUrl, dbCreated: !device.dbExisted });
       if (device.recovered) renderer.emit({ type: 'db-recovered', ...device.recovered });
       if (target === null && (await device.state.readTarget()) === null) {

@@ -20,7 +20,7 @@ export async function captureCommand(outPath: string, flags: DeviceFlags, io: Cl
   const settings = resolveDeviceSettings(flags, env);
   for (const warning of settings.warnings) io.err(`image-keeper: warning: ${warning}`);
   const out = resolve(outPath);
-  const scenario = await withDevice({ settings, createDb: false }, async (device) => {
+  const scenario = await withDevice({ settings, access: 'read-only' }, async (device) => {
     const rows = await device.state.listRows();
     const target = await device.state.readTarget();
     const images = await device.engine.listImages();

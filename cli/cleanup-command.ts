@@ -1,3 +1,4 @@
+import { KeeperError } from '../core/errors.js';
 import type { StartupCleanupResult } from '../core/cleanup/startup-cleanup.js';
 import type { KeeperEvent } from '../core/ports/event-sink.js';
 import type { CliIo } from './cli-io.js';
@@ -23,7 +24,10 @@ export async function cleanupCommand(flags: CleanupFlags, io: CliIo, env: Env = 
   const settings = resolveDeviceSettings(flags, env);
   for (const warning of settings.warnings) io.err(`image-keeper: warning: ${warning}`);
   const dry = flags.dryRun === true;
-  await withDevice({ settings, createDb: false }, async (device) => {
+  if (dry && flags.recoverDb === true) {
+    throw new KeeperError('USAGE', '--dry-run changes nothing, and --recover-db would move the state DB aside: use one or the other');
+  }
+  await withDevice({ settings, access: dry ? 'read-only' : 'no-create' }, async (device) => {
     if (device.recovered) io.out(`state DB was corrupt (${device.recovered.reason}); moved to ${device.recovered.movedTo}; starting empty`);
     const target = await device.state.readTarget();
     let startup: StartupCleanupResult;

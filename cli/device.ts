@@ -26,10 +26,13 @@ export interface DeviceRequest {
   readonly settings: DeviceSettings;
   readonly events?: EventSink;
   /**
-   * apply and cleanup create a missing DB (mode 0600); status and capture only look: a missing DB reads
-   * as an empty one and nothing is written.
+   * 'write' (apply): a missing DB is created (mode 0600, in a directory created with mode 0700).
+   * 'no-create' (cleanup): the DB's directory and the lock are made, but a missing DB is not created: it
+   * reads as an empty one. 'read-only' (status, capture, cleanup --dry-run): nothing is created; a
+   * missing DB (or DB directory) reads as an empty one; the lock is taken only when the directory
+   * exists (a lock file for the command's duration, removed after), so a running apply still stops it.
    */
-  readonly createDb: boolean;
+  readonly access: 'write' | 'no-create' | 'read-only';
 }
 
 /** An opened device: the lock is held and the engine answered, until the callback of withDevice returns. */
@@ -58,8 +61,9 @@ export const REAL_CLOCK: Clock = {
 };
 
 /**
- * Opens the device in this order: the DB's directory, the lock next to the DB (a second instance fails
- * here at once), the engine (it must answer before anything is written), the DB. Runs `work`, then
+ * Opens the device in this order: the DB's directory (made unless read-only), the lock next to the DB
+ * (a second instance fails here at once), the engine (it must answer before anything is written), the
+ * DB. Runs `work`, then
  * closes the DB and releases the lock whatever happened. SIGINT and SIGTERM release it and exit with
  * 128 + the signal (releaseOnSignals). A SIGKILL skips the release: the lock names a dead pid and the
  * next start takes it over.
@@ -68,19 +72,28 @@ export async function withDevice<T>(request: DeviceRequest, work: (device: Devic
   const { settings } = request;
   const { dbPath } = settings;
   const dir = dirname(dbPath);
-  try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-  } catch (error) {
-    throw systemError(error, `cannot create the state DB directory ${dir}`);
+  const readOnly = request.access === 'read-only';
+  if (readOnly && settings.recoverDb) {
+    throw new KeeperError('USAGE', '--recover-db changes the state DB; a read-only command (or a dry run) cannot take it');
   }
-  let lock: FileLock;
-  try {
-    lock = await acquireLock(`${dbPath}.lock`);
-  } catch (error) {
-    throw systemError(error, `cannot take the lock ${dbPath}.lock`);
+  if (!readOnly) {
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw systemError(error, `cannot create the state DB directory ${dir}`);
+    }
+  }
+  let lock: FileLock | undefined;
+  // Read-only on a device without a DB directory: nothing to lock, and nothing is created.
+  if (!readOnly || (await exists(dir))) {
+    try {
+      lock = await acquireLock(`${dbPath}.lock`);
+    } catch (error) {
+      throw systemError(error, `cannot take the lock ${dbPath}.lock`);
+    }
   }
   // SIGINT/SIGTERM (Ctrl-C, docker stop) release the lock and exit 128+signal at once.
-  const keepSignals = releaseOnSignals(lock);
+  const keepSignals = lock ? releaseOnSignals(lock) : () => {};
   try {
     const engine = DockerEngine.fromUrl(settings.engineUrl, {
       ...(settings.pullIdleTimeoutMs !== undefined ? { pullIdleTimeoutMs: settings.pullIdleTimeoutMs } : {}),
@@ -91,7 +104,7 @@ export async function withDevice<T>(request: DeviceRequest, work: (device: Devic
     let sqlDb: SqlJsStateDb | undefined;
     let recovered: DbRecovery | null = null;
     try {
-      if (dbExisted || request.createDb) {
+      if (dbExisted || request.access === 'write') {
         if (settings.recoverDb) ({ db: sqlDb, recovered } = await SqlJsStateDb.openOrRecover(fs, dbPath));
         else sqlDb = await SqlJsStateDb.open(fs, dbPath);
       }
@@ -127,7 +140,7 @@ export async function withDevice<T>(request: DeviceRequest, work: (device: Devic
     }
   } finally {
     keepSignals();
-    await lock.release();
+    await lock?.release();
   }
 }
 

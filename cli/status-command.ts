@@ -50,7 +50,7 @@ export interface StatusReport {
 export async function statusCommand(flags: StatusFlags, io: CliIo, env: Env = process.env): Promise<number> {
   const settings = resolveDeviceSettings(flags, env);
   for (const warning of settings.warnings) io.err(`image-keeper: warning: ${warning}`);
-  const report = await withDevice({ settings, createDb: false }, async (device) => {
+  const report = await withDevice({ settings, access: 'read-only' }, async (device) => {
     const rows = await device.state.listRows();
     const target = await device.state.readTarget();
     const images = await device.engine.listImages();
