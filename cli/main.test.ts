@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { bufferIo } from './cli-io.js';
 import { main } from './main.js';
@@ -29,12 +30,25 @@ describe('the command line', () => {
     expect(cleanup.lines.join('\n')).toContain('--dry-run');
   });
 
-  it('bad usage exits 2 with commander\'s one-line message', async () => {
+  it('bad usage exits 2 with one line in the same form as every other error', async () => {
     const missing = bufferIo();
     expect(await main(['capture'], missing)).toBe(2);
-    expect(missing.errors).toEqual(["error: missing required argument 'out'"]);
+    expect(missing.errors).toEqual(["image-keeper: USAGE: missing required argument 'out'"]);
     const unknown = bufferIo();
     expect(await main(['status', '--colour'], unknown)).toBe(2);
-    expect(unknown.errors).toEqual(["error: unknown option '--colour'"]);
+    expect(unknown.errors).toEqual(["image-keeper: USAGE: unknown option '--colour'"]);
+    const suggested = bufferIo();
+    expect(await main(['sim', '--exhaustiv'], suggested)).toBe(2);
+    expect(suggested.errors).toEqual(["image-keeper: USAGE: unknown option '--exhaustiv' (Did you mean --exhaustive?)"]);
+    const command = bufferIo();
+    expect(await main(['sweep'], command)).toBe(2);
+    expect(command.errors).toEqual(["image-keeper: USAGE: unknown command 'sweep'"]);
+  });
+
+  it('--version prints the package version', async () => {
+    const io = bufferIo();
+    expect(await main(['--version'], io)).toBe(0);
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    expect(io.lines).toEqual([version]);
   });
 });

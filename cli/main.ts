@@ -1,4 +1,5 @@
-import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
 import { isKeeperError } from '../core/errors.js';
 import type { KeeperErrorCode } from '../core/errors.js';
 import type { CliIo } from './cli-io.js';
@@ -16,6 +17,8 @@ import { simCommand } from './sim-command.js';
 import type { StatusFlags } from './status-command.js';
 import { statusCommand } from './status-command.js';
 
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 const BAD_INPUT: readonly KeeperErrorCode[] = ['INVALID_SCENARIO', 'INVALID_TARGET', 'INVALID_REFERENCE', 'USAGE', 'DB_CORRUPT'];
 
 /** Maps an error to its exit code; every error is printed as one line naming the problem. */
@@ -30,8 +33,14 @@ export function exitCodeOf(error: unknown): number {
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command('image-keeper')
     .description('Keeps a device\'s container images: crash-safe pulls, reference counting, both cleanups.')
+    .version(VERSION, '-V, --version', 'print the version')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+    .configureOutput({
+      writeOut: (s) => io.out(s.trimEnd()),
+      writeErr: (s) => io.err(s.trimEnd()),
+      // Usage errors read like every other error: one line, `image-keeper: USAGE: ...`.
+      outputError: (s) => io.err(`image-keeper: USAGE: ${s.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}`),
+    });
 
   withDeviceFlags(program.command('apply'))
     .description('on a device: startup cleanup, converge the engine\'s images to the target, idle cleanup; exit 0 when converged')
@@ -84,14 +93,15 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--pairs', 'with --exhaustive: also a second cut at every point of each recovery')
     .option('--runs <n>', 'random histories to run (default 200 without scenarios, 0 with)')
     .option('--seed <n>', 'seed of all randomness (default: from the clock, printed)')
-    .option('--path <path>', 'replay one counterexample: the path printed with its seed')
+    .option('--path <path>', 'replay one counterexample: with the --seed and --runs printed next to it')
     .option('--minutes <m>', 'keep generating random histories for this long')
-    .option('--shard <i/n>', 'take shard i of n (deterministic split of crash states and seeds)')
-    .option('--workers <n>', 'fork n worker processes, one shard each (default: one per core)')
+    .option('--shard <i/n>', 'take shard i of n, 1-based like vitest (1/2 and 2/2 make the whole): a deterministic split of crash states and history batches')
+    .option('--workers <n>', 'fork n worker processes, one shard each, merged into one report (default: one per core)')
     .option('--mutant <name>', 'test only: run with one deliberately broken behaviour')
     .option('--save-failures <dir>', 'where failing histories are written as scenario files', 'sim-failures')
     .option('--db <kind>', "the device's image table: memory (default) or sqljs (cuts also inside DB persistence)")
-    .option('--json', 'print the totals as one JSON line')
+    .option('--json', 'print the totals (and the seed) as one JSON line')
+    .addOption(new Option('--worker-report', 'internal: print this shard\'s findings for the parent process').hideHelp())
     .action(async (paths: string[], options: Record<string, string | boolean>) => {
       setExit(await simCommand(paths, options, io));
     });

@@ -1,19 +1,24 @@
 import { fork } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import type { KeeperErrorCode } from '../core/errors.js';
 import { KeeperError } from '../core/errors.js';
 import type { Mutant } from '../core/mutants.js';
 import { isMutant, MUTANTS } from '../core/mutants.js';
 import { CRASH_POINTS } from '../core/ports/crash-points.js';
+import type { SweepFailure } from '../sim/explore/exhaustive.js';
 import { sweep } from '../sim/explore/exhaustive.js';
+import type { RandomSimReport } from '../sim/explore/random-sim.js';
 import { randomSim } from '../sim/explore/random-sim.js';
-import { loadScenarios } from '../sim/scenario/load-scenario.js';
 import type { CompiledScenario } from '../sim/scenario/compiled-scenario.js';
+import { loadScenarios } from '../sim/scenario/load-scenario.js';
 import { writeScenario } from '../sim/scenario/write-scenario.js';
 import type { CliIo } from './cli-io.js';
 import { EXIT } from './exit-codes.js';
 
+/** commander's camelCased flags of `image-keeper sim`. */
 export interface SimOptions {
   readonly exhaustive?: boolean;
   readonly pairs?: boolean;
@@ -27,10 +32,13 @@ export interface SimOptions {
   readonly saveFailures?: string;
   readonly json?: boolean;
   readonly db?: string;
+  /** Internal: a worker prints its ShardReport as one JSON line for the parent to merge. */
+  readonly workerReport?: boolean;
 }
 
-/** What one process explored; workers send it to the parent as JSON. */
+/** The totals of a run: what the report prints, and `--json` prints as one line. */
 export interface SimTotals {
+  seed: number;
   scenarios: number;
   crashStates: number;
   histories: number;
@@ -42,112 +50,350 @@ export interface SimTotals {
   ms: number;
 }
 
+/** One failure: what the report lists, and what it prints before the summary (trace, history). */
+interface FailureRecord {
+  readonly violations: readonly string[];
+  readonly replay: readonly string[];
+  readonly output: readonly string[];
+}
+
+/** What one shard found in one scenario. */
+interface ScenarioRecord {
+  readonly index: number;
+  readonly crashStates: number;
+  readonly checks: number;
+  readonly hits: Record<string, number>;
+  /** The cuts of the first failing crash state (`[]`: the scenario as written fails). */
+  readonly failedAt?: readonly number[];
+  readonly failure?: FailureRecord;
+}
+
+/** What one shard found in one batch of random histories. */
+interface BatchRecord {
+  readonly batch: number;
+  readonly histories: number;
+  readonly checks: number;
+  readonly cuts: number;
+  readonly hits: Record<string, number>;
+  readonly failure?: FailureRecord;
+}
+
+/** Everything one process explored, in pieces the parent can merge in a fixed order. */
+interface ShardReport {
+  readonly scenarios: readonly ScenarioRecord[];
+  readonly batches: readonly BatchRecord[];
+}
+
+/** Options after validation: every number checked once, before any worker starts. */
+interface SimPlan {
+  readonly paths: readonly string[];
+  readonly mutant: Mutant | undefined;
+  readonly seed: number;
+  readonly workers: number;
+  readonly shard: { readonly index: number; readonly count: number } | undefined;
+  readonly persistence: 'memory' | 'sqljs';
+  /** Random histories (undefined with --minutes: until the deadline). */
+  readonly runs: number;
+  readonly runsGiven: boolean;
+  readonly minutes: number | undefined;
+  readonly path: string | undefined;
+  readonly exhaustive: boolean;
+  readonly pairs: boolean;
+  readonly saveDir: string;
+  readonly json: boolean;
+}
+
 /** Random histories per batch (one fast-check run with its own seed). */
 const BATCH = 250;
 
 /** Random histories below this count do not prove crash-point coverage, so it is not enforced. */
 const COVERAGE_MIN_HISTORIES = 100;
 
+const MAX_WORKERS = 256;
+
 /**
  * `image-keeper sim`: exhaustive crash sweeps of scenarios and random fault histories, with a report.
- * Deterministic from --seed; --shard i/n splits the work; --workers n forks one shard per core.
+ * Deterministic from --seed; --shard i/n takes one part of the work; --workers n forks n shards and
+ * merges them into the report one process would print.
  */
 export async function simCommand(paths: readonly string[], options: SimOptions, io: CliIo): Promise<number> {
-  const mutant = parseMutant(options.mutant);
-  const seed = options.seed !== undefined ? integer(options.seed, '--seed') : Date.now() % 2 ** 31;
-  // Every core by default (the simulator is single-threaded JS); a replay of one path is one process.
-  const workers =
-    options.workers !== undefined ? integer(options.workers, '--workers') : options.path !== undefined ? 1 : availableParallelism();
-  const shard = options.shard !== undefined ? parseShard(options.shard) : undefined;
-  const persistence = parsePersistence(options.db);
-  if (options.minutes !== undefined && !(Number(options.minutes) > 0)) {
-    throw new KeeperError('USAGE', `--minutes wants a positive number, got '${options.minutes}'`);
-  }
-  if (options.path !== undefined && !/^\d+(:\d+)*$/.test(options.path)) {
-    throw new KeeperError('USAGE', `--path wants the path fast-check printed (numbers separated by ':'), got '${options.path}'`);
-  }
+  const plan = parseSimOptions(paths, options);
   // Bad scenario files fail here, once, before any worker starts.
-  for (const path of paths) await loadScenarios(path);
-  if (options.pairs && !options.exhaustive) throw new KeeperError('USAGE', '--pairs goes with --exhaustive');
-  if (workers > 1 && shard === undefined) return runWorkers(workers, seed, io, options.json ?? false);
+  const scenarios: CompiledScenario[] = [];
+  for (const path of plan.paths) scenarios.push(...(await loadScenarios(path)));
+  if (plan.runs > 0 || plan.minutes !== undefined) await checkSaveDir(plan.saveDir);
 
   const started = performance.now();
-  const totals: SimTotals = { scenarios: 0, crashStates: 0, histories: 0, checks: 0, cuts: 0, violations: [], replay: [], hits: {}, ms: 0 };
-  const addHits = (hits: ReadonlyMap<string, number>): void => {
-    for (const [p, n] of hits) totals.hits[p] = (totals.hits[p] ?? 0) + n;
-  };
-  const saveDir = options.saveFailures ?? 'sim-failures';
+  if (plan.workers > 1) return runWorkers(plan, scenarios, io, started);
+  const report = await explore(plan, scenarios, plan.shard);
+  if (options.workerReport) {
+    io.out(JSON.stringify(report));
+    return EXIT.OK;
+  }
+  return finish(plan, scenarios, merge([report]), io, started);
+}
 
-  const scenarios: CompiledScenario[] = [];
-  for (const path of paths) scenarios.push(...(await loadScenarios(path)));
-  for (const scenario of scenarios) {
-    totals.scenarios++;
-    const report = await sweep(scenario, { pairs: (options.exhaustive ?? false) && (options.pairs ?? false), mutant, persistence, ...(shard ? { shard } : {}), stopOnFailure: true, ...(options.exhaustive ? {} : { onlyBaseline: true }) });
-    totals.crashStates += report.crashStates;
-    totals.checks += report.checks;
-    addHits(report.hits);
-    for (const failure of report.failures) {
-      totals.violations.push(`${scenario.name} with cuts before port calls [${failure.cutAtCalls.join(', ')}]: ${failure.result.failures.join('; ')}`);
-      if (!options.json) for (const line of failure.result.trace) io.out(line);
-      const where = failure.cutAtCalls.length === 0 ? 'without any cut' : `with cuts before port calls ${failure.cutAtCalls.join(', ')}`;
-      totals.replay.push(`./bin/image-keeper sim ${scenario.file} --exhaustive${options.pairs ? ' --pairs' : ''}${mutant ? ` --mutant ${mutant}` : ''}${persistence === 'sqljs' ? ' --db sqljs' : ''} --workers 1   (fails ${where})`);
+/** Validates every option; USAGE errors name the flag and the value. */
+export function parseSimOptions(paths: readonly string[], options: SimOptions): SimPlan {
+  const mutant = parseMutant(options.mutant);
+  const persistence = parsePersistence(options.db);
+  const seed = options.seed !== undefined ? wholeNumber(options.seed, '--seed', 0) : Date.now() % 2 ** 31;
+  const shard = options.shard !== undefined ? parseShard(options.shard) : undefined;
+  const workersGiven = options.workers !== undefined ? wholeNumber(options.workers, '--workers', 1) : undefined;
+  if (workersGiven !== undefined && workersGiven > MAX_WORKERS) {
+    throw new KeeperError('USAGE', `--workers wants at most ${MAX_WORKERS}, got '${options.workers}'`);
+  }
+  const runsGiven = options.runs !== undefined;
+  const runs = options.runs !== undefined ? wholeNumber(options.runs, '--runs', 1) : paths.length > 0 ? 0 : 200;
+  let minutes: number | undefined;
+  if (options.minutes !== undefined) {
+    minutes = Number(options.minutes);
+    if (!/^\s*[0-9.eE+]+\s*$/.test(options.minutes) || !Number.isFinite(minutes) || minutes <= 0) {
+      throw new KeeperError('USAGE', `--minutes wants a positive number, got '${options.minutes}'`);
     }
   }
+  if (options.pairs && !options.exhaustive) throw new KeeperError('USAGE', '--pairs goes with --exhaustive');
+  const path = options.path;
+  if (path !== undefined) {
+    if (!/^\d+(:\d+)*$/.test(path)) {
+      throw new KeeperError('USAGE', `--path wants the path a failure printed (numbers separated by ':'), got '${path}'`);
+    }
+    if (options.seed === undefined) throw new KeeperError('USAGE', '--path goes with the --seed printed next to it (a path means nothing without its seed)');
+    if (paths.length > 0 || options.exhaustive) throw new KeeperError('USAGE', '--path replays a random history; it does not go with scenarios or --exhaustive');
+    if (minutes !== undefined) throw new KeeperError('USAGE', '--path replays one history; it does not go with --minutes');
+    if (shard !== undefined || (workersGiven ?? 1) > 1) throw new KeeperError('USAGE', '--path replays one history in one process; it does not go with --shard or --workers');
+  }
+  if (shard !== undefined && (workersGiven ?? 1) > 1) {
+    throw new KeeperError('USAGE', '--shard runs one part of the work in one process; it does not go with --workers');
+  }
+  // Every core by default (the simulator is single-threaded JS); a shard or a replay is one process.
+  const workers = shard !== undefined || path !== undefined ? 1 : (workersGiven ?? availableParallelism());
+  return {
+    paths,
+    mutant,
+    seed,
+    workers,
+    shard,
+    persistence,
+    runs,
+    runsGiven,
+    minutes,
+    path,
+    exhaustive: options.exhaustive ?? false,
+    pairs: options.pairs ?? false,
+    saveDir: options.saveFailures ?? 'sim-failures',
+    json: options.json ?? false,
+  };
+}
 
-  const runs = options.runs !== undefined ? integer(options.runs, '--runs') : scenarios.length > 0 ? 0 : 200;
-  const deadline = options.minutes !== undefined ? started + Number(options.minutes) * 60_000 : undefined;
-  const shardIndex = shard?.index ?? 0;
-  const shardCount = shard?.count ?? 1;
+/** What this process explores: its share of the crash states of every scenario and of the batches. */
+async function explore(plan: SimPlan, scenarios: readonly CompiledScenario[], shard: SimPlan['shard']): Promise<ShardReport> {
+  const scenarioRecords: ScenarioRecord[] = [];
+  for (const [index, scenario] of scenarios.entries()) {
+    scenarioRecords.push(await exploreScenario(plan, scenario, index, shard));
+  }
+  const batches: BatchRecord[] = [];
+  if (plan.path !== undefined) {
+    // A replay: the one fast-check run (seed and run count as printed) that the path points into.
+    batches.push(await runBatch(plan, 0, plan.seed, plan.runs, undefined));
+    return { scenarios: scenarioRecords, batches };
+  }
+  const started = performance.now();
+  const deadline = plan.minutes !== undefined ? started + plan.minutes * 60_000 : undefined;
+  const index = shard?.index ?? 0;
+  const count = shard?.count ?? 1;
   // Histories come in batches of BATCH runs; batch b has seed seed+b, and shard i takes the batches
   // b = i, i+n, ...: the histories explored depend on the seed and the run count, never on how many
   // workers or machines share them.
-  const batches = deadline === undefined ? Math.ceil(runs / BATCH) : Number.POSITIVE_INFINITY;
-  for (let batch = shardIndex; batch < batches; batch += shardCount) {
-    const batchSeed = seed + batch;
-    const batchRuns = deadline === undefined ? Math.min(BATCH, runs - batch * BATCH) : BATCH;
-    const report = await randomSim({
-      seed: batchSeed,
-      runs: batchRuns,
-      mutant,
-      persistence,
-      ...(options.path !== undefined ? { path: options.path } : {}),
-      ...(deadline !== undefined ? { timeLimitMs: Math.max(1000, deadline - performance.now()) } : {}),
-    });
-    totals.histories += report.runs;
-    totals.checks += report.checks;
-    totals.cuts += report.cuts;
-    addHits(report.hits);
-    if (report.failed && report.counterexample && report.scenario) {
-      const scenario = report.scenario;
-      await mkdir(saveDir, { recursive: true });
-      const file = join(saveDir, `seed-${batchSeed}${mutant ? `-${mutant}` : ''}.yaml`);
-      await writeFile(file, `# ${(report.failures ?? []).join('\n# ')}\n# history: ${JSON.stringify(report.counterexample)}\n${writeScenario(scenario)}`);
-      totals.violations.push(...(report.failures ?? []).map((f) => `seed ${batchSeed} path ${report.path ?? ''}: ${f}`));
-      if (!options.json) {
-        io.out(`counterexample (minimal history): ${JSON.stringify(report.counterexample)}`);
-        for (const line of report.trace ?? []) io.out(line);
-      }
-      const flags = `${mutant ? ` --mutant ${mutant}` : ''}${persistence === 'sqljs' ? ' --db sqljs' : ''}`;
-      totals.replay.push(`./bin/image-keeper run ${file}${flags}`);
-      totals.replay.push(`./bin/image-keeper sim --seed ${batchSeed} --runs ${batchRuns} --path ${report.path ?? ''}${flags}`);
-      break;
-    }
+  const total = deadline === undefined ? Math.ceil(plan.runs / BATCH) : Number.POSITIVE_INFINITY;
+  for (let batch = index; batch < total; batch += count) {
+    const runs = deadline === undefined ? Math.min(BATCH, plan.runs - batch * BATCH) : BATCH;
+    const record = await runBatch(plan, batch, plan.seed + batch, runs, deadline);
+    batches.push(record);
+    if (record.failure) break;
     if (deadline !== undefined && performance.now() >= deadline) break;
   }
-  totals.ms = performance.now() - started;
-  if (options.json) {
+  return { scenarios: scenarioRecords, batches };
+}
+
+/**
+ * One scenario: the run without cuts first (every shard runs it, so each knows whether the scenario
+ * fails as written; only the shard owning crash index 0 reports it), then with --exhaustive this
+ * shard's crash states, stopping at its first failure.
+ */
+async function exploreScenario(
+  plan: SimPlan,
+  scenario: CompiledScenario,
+  index: number,
+  shard: SimPlan['shard'],
+): Promise<ScenarioRecord> {
+  const owner = shard === undefined || shard.index === 0;
+  const common = { mutant: plan.mutant, persistence: plan.persistence };
+  const baseline = await sweep(scenario, { ...common, pairs: false, onlyBaseline: true });
+  const baselineFailure = baseline.failures[0];
+  if (!plan.exhaustive || baselineFailure !== undefined) {
+    if (!owner) return { index, crashStates: 0, checks: 0, hits: {} };
+    return {
+      index,
+      crashStates: 0,
+      checks: baseline.checks,
+      hits: Object.fromEntries(baseline.hits),
+      ...(baselineFailure ? { failedAt: [], failure: scenarioFailure(plan, scenario, baselineFailure) } : {}),
+    };
+  }
+  const report = await sweep(scenario, { ...common, pairs: plan.pairs, stopOnFailure: true, ...(shard ? { shard } : {}) });
+  const first = report.failures[0];
+  return {
+    index,
+    crashStates: report.crashStates,
+    checks: report.checks,
+    hits: Object.fromEntries(report.hits),
+    ...(first ? { failedAt: first.cutAtCalls, failure: scenarioFailure(plan, scenario, first) } : {}),
+  };
+}
+
+function scenarioFailure(plan: SimPlan, scenario: CompiledScenario, failure: SweepFailure): FailureRecord {
+  const cuts = failure.cutAtCalls;
+  const where = cuts.length === 0 ? 'without any cut' : `with cuts before port calls ${cuts.join(', ')}`;
+  const flags = replayFlags(plan);
+  const replay =
+    cuts.length === 0
+      ? `./bin/image-keeper run ${scenario.file}${flags}   (fails as written)`
+      : `./bin/image-keeper sim ${scenario.file} --exhaustive${plan.pairs ? ' --pairs' : ''}${flags} --workers 1   (fails ${where})`;
+  return {
+    violations: [`${scenario.name} ${where}: ${failure.result.failures.join('; ')}`],
+    replay: [replay],
+    output: failure.result.trace,
+  };
+}
+
+async function runBatch(plan: SimPlan, batch: number, seed: number, runs: number, deadline: number | undefined): Promise<BatchRecord> {
+  const report = await randomSim({
+    seed,
+    runs,
+    mutant: plan.mutant,
+    persistence: plan.persistence,
+    ...(plan.path !== undefined ? { path: plan.path } : {}),
+    ...(deadline !== undefined ? { timeLimitMs: Math.max(1000, deadline - performance.now()) } : {}),
+  });
+  const record = { batch, histories: report.runs, checks: report.checks, cuts: report.cuts, hits: Object.fromEntries(report.hits) };
+  if (!report.failed || !report.counterexample || !report.scenario) return record;
+  return { ...record, failure: await saveFailure(plan, seed, runs, report) };
+}
+
+/** Writes the failing history as a scenario file that `run` replays, and says how to replay it. */
+async function saveFailure(plan: SimPlan, seed: number, runs: number, report: RandomSimReport): Promise<FailureRecord> {
+  const history = report.counterexample;
+  const scenario = report.scenario;
+  if (history === undefined || scenario === undefined) throw new Error('saveFailure: no counterexample');
+  const failures = report.failures ?? [];
+  const file = join(plan.saveDir, `seed-${seed}${plan.mutant ? `-${plan.mutant}` : ''}.yaml`);
+  // The cuts before the k-th port call travel in the file, so `run` replays the very same history.
+  const text = writeScenario({ ...scenario, cutAtCalls: history.cutAtCalls });
+  const header = `${failures.map((f) => `# ${f.replace(/\n/g, ' ')}`).join('\n')}\n# history: ${JSON.stringify(history)}\n`;
+  try {
+    await mkdir(plan.saveDir, { recursive: true });
+    await writeFile(file, header + text);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    throw new KeeperError(code === 'ENOSPC' ? 'DISK_FULL' : 'USAGE', `--save-failures: cannot write ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  const flags = replayFlags(plan);
+  return {
+    violations: failures.map((f) => `seed ${seed} path ${report.path ?? ''}: ${f}`),
+    replay: [`./bin/image-keeper run ${file}${flags}`, `./bin/image-keeper sim --seed ${seed} --runs ${runs} --path ${report.path ?? ''}${flags}`],
+    output: [`counterexample (minimal history): ${JSON.stringify(history)}`, ...(report.trace ?? [])],
+  };
+}
+
+function replayFlags(plan: SimPlan): string {
+  return `${plan.mutant ? ` --mutant ${plan.mutant}` : ''}${plan.persistence === 'sqljs' ? ' --db sqljs' : ''}`;
+}
+
+interface MergedRecords {
+  readonly scenarios: readonly ScenarioRecord[];
+  readonly batches: readonly BatchRecord[];
+  /** Scenarios whose sweep failed at a cut in some shard: the counts depend on where each shard stopped. */
+  readonly unsettled: readonly number[];
+}
+
+/**
+ * Merges shard reports into what one process would have found: per scenario the sums and the first
+ * failing crash state in sweep order; random batches up to the first failing one (every shard has
+ * finished its batches below it, and one process stops there too).
+ */
+function merge(reports: readonly ShardReport[]): MergedRecords {
+  const byIndex = new Map<number, ScenarioRecord[]>();
+  for (const report of reports) for (const r of report.scenarios) byIndex.set(r.index, [...(byIndex.get(r.index) ?? []), r]);
+  const unsettled: number[] = [];
+  const scenarios = [...byIndex.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([index, records]) => {
+      const failed = records.filter((r) => r.failedAt !== undefined).sort((a, b) => compareCuts(a.failedAt ?? [], b.failedAt ?? []));
+      const first = failed[0];
+      if (records.length > 1 && first !== undefined && (first.failedAt ?? []).length > 0) unsettled.push(index);
+      return {
+        index,
+        crashStates: sum(records.map((r) => r.crashStates)),
+        checks: sum(records.map((r) => r.checks)),
+        hits: addHits(records.map((r) => r.hits)),
+        ...(first?.failedAt !== undefined && first.failure ? { failedAt: first.failedAt, failure: first.failure } : {}),
+      };
+    });
+  const batches = reports.flatMap((r) => r.batches).sort((a, b) => a.batch - b.batch);
+  const firstFailed = batches.find((b) => b.failure !== undefined)?.batch;
+  return { scenarios, batches: firstFailed === undefined ? batches : batches.filter((b) => b.batch <= firstFailed), unsettled };
+}
+
+/** Sweep order: by first cut, then the run with that cut alone before its pairs. */
+function compareCuts(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return (a[i] ?? 0) - (b[i] ?? 0);
+  return a.length - b.length;
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+function addHits(all: readonly Record<string, number>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const hits of all) for (const [p, n] of Object.entries(hits)) out[p] = (out[p] ?? 0) + n;
+  return out;
+}
+
+/** Prints the failures' traces and the report (or the JSON totals); the exit code. */
+function finish(plan: SimPlan, scenarios: readonly CompiledScenario[], records: Pick<MergedRecords, 'scenarios' | 'batches'>, io: CliIo, started: number): number {
+  const totals: SimTotals = {
+    seed: plan.seed,
+    scenarios: scenarios.length,
+    crashStates: sum(records.scenarios.map((r) => r.crashStates)),
+    histories: sum(records.batches.map((b) => b.histories)),
+    checks: sum([...records.scenarios, ...records.batches].map((r) => r.checks)),
+    cuts: sum(records.batches.map((b) => b.cuts)),
+    violations: [],
+    replay: [],
+    hits: addHits([...records.scenarios, ...records.batches].map((r) => r.hits)),
+    ms: performance.now() - started,
+  };
+  for (const record of [...records.scenarios, ...records.batches]) {
+    if (!record.failure) continue;
+    totals.violations.push(...record.failure.violations);
+    totals.replay.push(...record.failure.replay);
+    if (!plan.json) for (const line of record.failure.output) io.out(line);
+  }
+  if (plan.json) {
     io.out(JSON.stringify(totals));
     return totals.violations.length > 0 ? EXIT.FAILED : EXIT.OK;
   }
-  return printReport(totals, seed, io);
+  return printReport(totals, plan.workers, io);
 }
 
-function printReport(totals: SimTotals, seed: number, io: CliIo): number {
+function printReport(totals: SimTotals, workers: number, io: CliIo): number {
   const seconds = totals.ms / 1000;
-  io.out(`seed ${seed}`);
+  io.out(`seed ${totals.seed}`);
   io.out(`scenarios: ${totals.scenarios}`);
   io.out(`crash states explored: ${totals.crashStates}`);
-  io.out(`random histories: ${totals.histories} (${(totals.histories / Math.max(seconds, 1e-9)).toFixed(0)} histories/s), power cuts in them: ${totals.cuts}`);
+  io.out(`random histories: ${totals.histories}, power cuts in them: ${totals.cuts}`);
   io.out(`invariant checks: ${totals.checks}`);
   io.out(`crash points reached: ${CRASH_POINTS.map((p) => `${p}=${totals.hits[p] ?? 0}`).join(' ')}`);
   let code: number = EXIT.OK;
@@ -162,54 +408,115 @@ function printReport(totals: SimTotals, seed: number, io: CliIo): number {
     io.out('replay with:');
     for (const r of totals.replay) io.out(`  ${r}`);
   }
-  io.out(`time: ${seconds.toFixed(1)} s`);
+  const rate = totals.histories > 0 ? `, ${(totals.histories / Math.max(seconds, 1e-9)).toFixed(0)} histories/s` : '';
+  io.out(`time: ${seconds.toFixed(1)} s on ${workers} worker${workers === 1 ? '' : 's'}${rate}`);
   return totals.violations.length > 0 ? EXIT.FAILED : code;
 }
 
-/** One child process per shard (the simulator is single-threaded JS), results merged here. */
-async function runWorkers(workers: number, seed: number, io: CliIo, json: boolean): Promise<number> {
-  const args = process.argv.slice(2).filter((a, i, all) => a !== '--workers' && all[i - 1] !== '--workers');
-  const started = performance.now();
-  const results = await Promise.all(
-    Array.from({ length: workers }, (_, i) => {
-      return new Promise<SimTotals>((resolve, reject) => {
-        const child = fork(process.argv[1] ?? 'cli/main.ts', [...args, '--seed', String(seed), '--shard', `${i}/${workers}`, '--json'], {
+/**
+ * One child process per shard (the simulator is single-threaded JS), merged here into the report one
+ * process prints. A scenario whose sweep failed at a cut is swept again here up to its first failure,
+ * so its counts too are those of one process (each shard stopped at its own first failure).
+ */
+async function runWorkers(plan: SimPlan, scenarios: readonly CompiledScenario[], io: CliIo, started: number): Promise<number> {
+  const args = workerArgs(plan);
+  const children: ReturnType<typeof fork>[] = [];
+  const outcomes = await Promise.all(
+    Array.from({ length: plan.workers }, (_, i) => {
+      return new Promise<{ report?: ShardReport; stderr: string[]; exit: number | null }>((done) => {
+        const child = fork(process.argv[1] ?? 'cli/main.ts', [...args, '--shard', `${i + 1}/${plan.workers}`], {
           silent: true,
           execArgv: process.execArgv,
         });
+        children.push(child);
         let out = '';
+        let err = '';
         child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-        child.stderr?.on('data', (d: Buffer) => io.err(d.toString().trimEnd()));
-        child.on('error', reject);
-        child.on('exit', () => {
+        child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('error', (error) => done({ stderr: [`image-keeper: ERROR: cannot start sim worker ${i + 1}: ${error.message}`], exit: null }));
+        child.on('exit', (exit) => {
+          const stderr = err.split('\n').filter((l) => l.trim() !== '');
           const last = out.trim().split('\n').pop() ?? '';
+          let report: ShardReport | undefined;
           try {
-            resolve(JSON.parse(last) as SimTotals);
+            report = exit === 0 ? (JSON.parse(last) as ShardReport) : undefined;
           } catch {
-            reject(new KeeperError('USAGE', `sim worker ${i} printed no report: ${last.slice(0, 200)}`));
+            report = undefined;
           }
+          // One worker failing fails the run: stop the others rather than wait for them.
+          if (report === undefined) for (const other of children) if (other !== child && other.exitCode === null) other.kill();
+          done({ ...(report ? { report } : {}), stderr, exit });
         });
       });
     }),
   );
-  const totals: SimTotals = { scenarios: 0, crashStates: 0, histories: 0, checks: 0, cuts: 0, violations: [], replay: [], hits: {}, ms: 0 };
-  for (const r of results) {
-    totals.scenarios = Math.max(totals.scenarios, r.scenarios);
-    totals.crashStates += r.crashStates;
-    totals.histories += r.histories;
-    totals.checks += r.checks;
-    totals.cuts += r.cuts;
-    totals.violations.push(...r.violations);
-    totals.replay.push(...r.replay);
-    for (const [p, n] of Object.entries(r.hits)) totals.hits[p] = (totals.hits[p] ?? 0) + n;
+  // Warnings each worker printed: once.
+  const seen = new Set<string>();
+  const failed = outcomes.find((o) => o.report === undefined && o.stderr.length > 0) ?? outcomes.find((o) => o.report === undefined);
+  if (failed) throw workerFailure(failed.stderr, failed.exit);
+  for (const line of outcomes.flatMap((o) => o.stderr)) {
+    if (!seen.has(line)) io.err(line);
+    seen.add(line);
   }
-  totals.ms = performance.now() - started;
-  if (json) {
-    io.out(JSON.stringify(totals));
-    return totals.violations.length > 0 ? EXIT.FAILED : EXIT.OK;
+  const merged = merge(outcomes.flatMap((o) => (o.report ? [o.report] : [])));
+  const records = { scenarios: [...merged.scenarios], batches: merged.batches };
+  for (const index of merged.unsettled) {
+    const scenario = scenarios[index];
+    if (scenario !== undefined) records.scenarios[index] = await exploreScenario(plan, scenario, index, undefined);
   }
-  io.out(`workers: ${workers}`);
-  return printReport(totals, seed, io);
+  return finish(plan, scenarios, records, io, started);
+}
+
+/** The arguments of a worker: the validated plan, spelled out (the parent's argv may use any form). */
+function workerArgs(plan: SimPlan): string[] {
+  return [
+    'sim',
+    ...plan.paths,
+    '--seed', String(plan.seed),
+    ...(plan.exhaustive ? ['--exhaustive'] : []),
+    ...(plan.pairs ? ['--pairs'] : []),
+    ...(plan.runsGiven ? ['--runs', String(plan.runs)] : []),
+    ...(plan.minutes !== undefined ? ['--minutes', String(plan.minutes)] : []),
+    ...(plan.mutant ? ['--mutant', plan.mutant] : []),
+    '--db', plan.persistence,
+    '--save-failures', plan.saveDir,
+    '--worker-report',
+  ];
+}
+
+/** A worker that printed no report: its own one-line error, once, or what it printed. */
+function workerFailure(stderr: readonly string[], exit: number | null): Error {
+  const first = stderr.find((l) => /^image-keeper: [A-Z_]+: /.test(l));
+  const match = first === undefined ? null : /^image-keeper: ([A-Z_]+): (.*)$/.exec(first);
+  if (match?.[1] !== undefined && match[2] !== undefined && match[1] !== 'ERROR') {
+    return new KeeperError(match[1] as KeeperErrorCode, match[2]);
+  }
+  const printed = stderr.slice(0, 20).join(' | ');
+  return new KeeperError('INVARIANT_VIOLATED', `a sim worker failed (exit ${exit ?? 'signal'}) without a report${printed ? `: ${printed}` : ''}`);
+}
+
+/** The folder for failure files must be one we can create and write, checked before any run. */
+async function checkSaveDir(dir: string): Promise<void> {
+  const wanted = resolve(dir);
+  for (let probe = wanted; ; probe = dirname(probe)) {
+    let isDirectory: boolean;
+    try {
+      isDirectory = (await stat(probe)).isDirectory();
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if ((code === 'ENOENT' || code === 'ENOTDIR') && dirname(probe) !== probe) continue;
+      throw new KeeperError('USAGE', `--save-failures ${dir}: cannot use ${probe} (${code ?? (error as Error).message})`);
+    }
+    if (!isDirectory) {
+      throw new KeeperError('USAGE', probe === wanted ? `--save-failures ${dir}: exists and is not a folder` : `--save-failures ${dir}: ${probe} is not a folder`);
+    }
+    try {
+      await access(probe, constants.W_OK | constants.X_OK);
+    } catch (error) {
+      throw new KeeperError('USAGE', `--save-failures ${dir}: cannot write in ${probe} (${(error as { code?: string }).code ?? 'no access'})`);
+    }
+    return;
+  }
 }
 
 function parseMutant(value: string | undefined): Mutant | undefined {
@@ -223,15 +530,21 @@ function parsePersistence(value: string | undefined): 'memory' | 'sqljs' {
   throw new KeeperError('USAGE', `--db wants memory or sqljs, got '${value}'`);
 }
 
+/** `--shard i/n`, 1-based like vitest's: shard 1/2 and 2/2 together cover everything. */
 function parseShard(value: string): { index: number; count: number } {
-  const match = /^(\d+)\/(\d+)$/.exec(value);
+  const match = /^(\d{1,6})\/(\d{1,6})$/.exec(value);
   const index = Number(match?.[1]);
   const count = Number(match?.[2]);
-  if (!match || count < 1 || index >= count) throw new KeeperError('USAGE', `--shard wants i/n with 0 <= i < n, got '${value}'`);
-  return { index, count };
+  if (!match || count < 1 || index < 1 || index > count) {
+    throw new KeeperError('USAGE', `--shard wants i/n with 1 <= i <= n (shards 1/2 and 2/2 make the whole), got '${value}'`);
+  }
+  return { index: index - 1, count };
 }
 
-function integer(value: string, flag: string): number {
-  if (!/^\d+$/.test(value)) throw new KeeperError('USAGE', `${flag} wants a whole number, got '${value}'`);
-  return Number(value);
+function wholeNumber(value: string, flag: string, min: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
+    throw new KeeperError('USAGE', `${flag} wants a whole number${min > 0 ? ` of at least ${min}` : ''}, got '${value}'`);
+  }
+  return n;
 }
