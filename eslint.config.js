@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'coverage/**', 'bin/**', '.tmp/**', 'sim-failures/**', '.ci-results/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'coverage/**', 'bin/**', '.tmp/**', 'sim-failures/**', '.ci-results/**', '.scratch/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,

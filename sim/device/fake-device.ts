@@ -145,14 +145,25 @@ export class FakeDevice {
     if (this.db instanceof SqlJsStateDb) await this.db.abandon();
   }
 
+  /** Instrumented ports, made once per port object: the engine lives across boots, a memory DB too. */
+  private readonly instrumented = new WeakMap<object, Map<string, object>>();
+
+  private watched<T extends object>(port: T, name: string): T {
+    let byName = this.instrumented.get(port);
+    if (!byName) this.instrumented.set(port, (byName = new Map()));
+    let wrapped = byName.get(name);
+    if (!wrapped) byName.set(name, (wrapped = instrument(port, name, this.power)));
+    return wrapped as T;
+  }
+
   private makeKeeper(): ImageKeeper {
     const onEvent = this.onEvent;
     const events: EventSink = onEvent ? { emit: onEvent } : NO_EVENTS;
     return new ImageKeeper({
-      db: instrument(this.db, 'db', this.power),
-      targets: instrument(this.db, 'db', this.power),
-      engine: instrument(this.engine, 'engine', this.power),
-      containers: instrument(this.engine, 'containers', this.power),
+      db: this.watched(this.db, 'db'),
+      targets: this.watched(this.db, 'db'),
+      engine: this.watched(this.engine, 'engine'),
+      containers: this.watched(this.engine, 'containers'),
       clock: this.clock,
       events,
       crashPoints: this.power,

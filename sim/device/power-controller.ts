@@ -39,6 +39,15 @@ export class PowerController implements CrashPoints {
   private offReason = '';
   /** The non-interior point reached since the last step: a cut before the next call lands there. */
   private lastReached: CrashPoint | undefined;
+  /**
+   * Durable-state epochs. A read changes nothing durable, so cuts before two steps with only reads
+   * between them leave the same durable state: the same crash state. The epoch moves after every step
+   * that may have changed durable state (a mutating port call, a file-system call, a crash point, a
+   * scenario step, a boot); `distinctSteps` lists the first step of each epoch, where sweeps cut.
+   */
+  private epoch = 0;
+  private epochOfLastStep = -1;
+  readonly distinctSteps: number[] = [];
   private cutAtCalls: number[] = [];
   private armed: { cut: ArmedCut; seen: number }[] = [];
   /** Called before every port call, with its label and arguments (the invariant checker hooks here). */
@@ -92,12 +101,28 @@ export class PowerController implements CrashPoints {
   /** Power is back: the device boots. */
   restore(): void {
     this.off = false;
+    this.epoch++;
+  }
+
+  /** Something durable may have changed since the last step (see `distinctSteps`). */
+  changed(): void {
+    this.epoch++;
+  }
+
+  private countStep(): void {
+    this.calls++;
+    if (this.epoch !== this.epochOfLastStep) {
+      this.distinctSteps.push(this.calls);
+      this.epochOfLastStep = this.epoch;
+    }
   }
 
   tick(label: string): void {
     if (this.suspended > 0) return;
     if (this.off) throw this.stillOff(label);
-    this.calls++;
+    this.countStep();
+    // A file-system call may write: whatever comes next is a new state.
+    if (label.startsWith('fs.')) this.epoch++;
     if (this.cutAtCalls.length > 0) {
       const index = this.cutAtCalls.indexOf(this.calls);
       if (index >= 0) {
@@ -115,9 +140,11 @@ export class PowerController implements CrashPoints {
   reach(point: CrashPoint, detail: string): void {
     if (this.off) throw this.stillOff(point);
     this.hits.set(point, (this.hits.get(point) ?? 0) + 1);
+    // Interior points follow a layer written; the others follow the effect they name.
+    this.epoch++;
     if (!INTERIOR_POINTS.has(point)) this.lastReached = point;
     else if (this.suspended === 0) {
-      this.calls++;
+      this.countStep();
       this.lastReached = undefined;
       if (this.cutAtCalls.length > 0) {
         const index = this.cutAtCalls.indexOf(this.calls);
@@ -170,6 +197,9 @@ function powerCutError(message: string, where: string): KeeperError {
  * Wraps a port so that every method call is a step the power controller can cut before, and the
  * invariant checker can look at. Properties pass through untouched.
  */
+/** Port methods that only read: they change nothing durable (see PowerController.distinctSteps). */
+const READS = new Set(['listRows', 'readTarget', 'listImages', 'inspectImage', 'listContainers', 'diskUsage']);
+
 export function instrument<T extends object>(port: T, name: string, power: PowerController): T {
   // One wrapper per method, made on first use: the hot path allocates no closures.
   const wrappers = new Map<string, (...args: unknown[]) => Promise<unknown>>();
@@ -180,8 +210,9 @@ export function instrument<T extends object>(port: T, name: string, power: Power
       const cached = wrappers.get(prop);
       if (cached) return cached;
       const fn = value as (...args: unknown[]) => unknown;
+      const label = `${name}.${prop}`;
+      const mutates = !READS.has(prop);
       const wrapper = async (...args: unknown[]): Promise<unknown> => {
-        const label = `${name}.${prop}`;
         power.tick(label);
         power.beforeCall?.(label, args);
         let result: unknown;
@@ -191,6 +222,7 @@ export function instrument<T extends object>(port: T, name: string, power: Power
           ok = true;
           return result;
         } finally {
+          if (mutates) power.changed();
           power.afterCall?.(label, args, result, ok);
         }
       };

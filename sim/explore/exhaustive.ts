@@ -15,6 +15,11 @@ export interface SweepOptions {
   /** Only the run without cuts (the scenario as written). */
   readonly onlyBaseline?: boolean;
   readonly persistence?: Persistence;
+  /**
+   * Cut at every step, also where only reads separate it from the step before (the same crash state
+   * again). Off by default; the equivalence is checked by a test that runs both.
+   */
+  readonly everyStep?: boolean;
 }
 
 export interface SweepFailure {
@@ -24,8 +29,10 @@ export interface SweepFailure {
 
 export interface SweepReport {
   readonly scenario: string;
-  /** Steps of the run without a cut where power can go out: the single-cut positions. */
+  /** Distinct single-cut positions of the run without a cut (every step with `everyStep`). */
   readonly baselineCalls: number;
+  /** Steps of the run without a cut where power can go out. */
+  readonly baselineSteps: number;
   /** Runs in which every cut asked for really fired: distinct crash states explored. */
   readonly crashStates: number;
   /** Cut positions tried (a second cut can fall after the end of a short recovery: not a crash state). */
@@ -41,7 +48,8 @@ export interface SweepReport {
  * Exhaustive crash exploration of one scenario (ALICE/ACE style, bounded): a cut at every step of the
  * run (before each port call, and between two layers of every pull or delta), then, for pairs, a
  * second cut at every step of the recovery from each first cut. Each crash state is a full run with
- * all invariants checked.
+ * all invariants checked. Steps reached only through reads since the step before give that step's
+ * crash state again, so they are skipped unless `everyStep` is set (RunResult.distinctSteps).
  */
 export async function sweep(scenario: CompiledScenario, options: SweepOptions): Promise<SweepReport> {
   const base: RunOptions = { mutant: options.mutant, persistence: options.persistence ?? 'memory' };
@@ -80,17 +88,21 @@ export async function sweep(scenario: CompiledScenario, options: SweepOptions): 
     add(hits, baseline.hits);
     checks += baseline.checks;
   }
-  for (let k = 1; k <= (options.onlyBaseline ? 0 : baseline.cuttableSteps); k++) {
+  const positionsOf = (run: RunResult): readonly number[] =>
+    options.everyStep ? Array.from({ length: run.cuttableSteps }, (_, i) => i + 1) : run.distinctSteps;
+  const singles = options.onlyBaseline ? [] : positionsOf(baseline);
+  for (const k of singles) {
     if (options.stopOnFailure && failures.length > 0) break;
     let single: RunResult | undefined;
     if (mine()) single = await visit([k]);
     if (!options.pairs) continue;
     // The recovery after a cut at k runs from step k to the end of that run.
-    const total = single?.cuttableSteps ?? (await runScenario(scenario, { ...cut, cutAtCalls: [k] })).cuttableSteps;
-    for (let j = 1; j <= total - k; j++) {
+    const run = single ?? (await runScenario(scenario, { ...cut, cutAtCalls: [k] }));
+    for (const second of positionsOf(run)) {
+      if (second <= k) continue;
       if (options.stopOnFailure && failures.length > 0) break;
-      if (mine()) await visit([k, k + j]);
+      if (mine()) await visit([k, second]);
     }
   }
-  return { scenario: scenario.name, baselineCalls: baseline.cuttableSteps, crashStates, positions, failures, checks, hits, cutsAt };
+  return { scenario: scenario.name, baselineCalls: singles.length, baselineSteps: baseline.cuttableSteps, crashStates, positions, failures, checks, hits, cutsAt };
 }

@@ -45,6 +45,11 @@ export interface RunResult {
   readonly portCalls: number;
   /** Steps before the end-of-run checks: the positions where a cut by step number can land. */
   readonly cuttableSteps: number;
+  /**
+   * Of those, the first step after each possible change of durable state: a cut at any other step is
+   * the same crash state as a cut at the distinct step before it (only reads lie between).
+   */
+  readonly distinctSteps: readonly number[];
   /** Cuts by step number (options.cutAtCalls) that fired. */
   readonly numberedCuts: number;
   /** Cuts that landed at each named crash point. */
@@ -199,6 +204,8 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
 
   for (const step of scenario.steps) {
     if (tracing) log(`> ${describeScenarioStep(step, sym)}`);
+    // A scenario step may change the device behind the core's back (a container stops, a fault arms).
+    power.changed();
     switch (step.kind) {
       case 'apply': {
         const diskBefore = new Map(device.engine.peekLayers());
@@ -307,6 +314,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   // still settle, so only a failure here counts against convergence.
   applyErrors.length = 0;
   device.engine.clearFaults();
+  power.changed();
   for (let settled = false; !settled && power.cuts <= maxCuts; ) {
     const cutsBefore = power.cuts;
     applyErrors.length = 0;
@@ -318,6 +326,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   }
   // Steps up to here are where a cut can land; the checks below read the device without cuts.
   const cuttableSteps = power.calls;
+  const distinctSteps = power.distinctSteps.filter((k) => k <= cuttableSteps);
   power.disarmAll();
   for (const armed of options.allowUnreachedCuts ? [] : armedByScenario) {
     if (!armed.fired()) failures.push(`the power cut at ${describeScenarioStep(armed.step, sym)} never happened: the run did not reach it`);
@@ -391,6 +400,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     cuts: power.cuts,
     portCalls: power.calls,
     cuttableSteps,
+    distinctSteps,
     checks: monitor.checks,
     hits: power.hits,
     cutsAt: power.cutsAt,
