@@ -89,7 +89,8 @@ function compileText(text: string, options: CompileOptions): CompiledScenario {
       options.file,
       parsed.doc.errors.map((e) => {
         const { line, col } = positionOf(parsed, e.pos[0]);
-        return { line, col, path: '', message: oneLine(e.message.split('\n')[0] ?? e.code) };
+        const text = oneLine(e.message.split('\n')[0] ?? e.code);
+        return { line, col, path: '', message: /call stack/i.test(text) ? 'nested too deeply to read' : text };
       }),
     );
   }
@@ -99,9 +100,9 @@ function compileText(text: string, options: CompileOptions): CompiledScenario {
   } catch (error) {
     // yaml refuses aliases that expand to too much (an alias bomb) with a ReferenceError.
     const { line, col } = positionOf(parsed, firstAliasOffset(parsed) ?? 0);
-    const message = /alias/i.test((error as Error).message)
+    const message = /excessive alias count/i.test((error as Error).message)
       ? `YAML aliases expand to too much data (more than ${MAX_ALIAS_COUNT} alias expansions)`
-      : `cannot read the YAML: ${oneLine((error as Error).message)}`;
+      : oneLine((error as Error).message);
     throw scenarioError(options.file, [{ line, col, path: '', message }]);
   }
   const result = scenarioSchema.safeParse(value, { reportInput: true });

@@ -534,7 +534,13 @@ initial:
 
   it('reports input nested too deeply as one line, not a crash', () => {
     const [line] = problems(`name: deep\nsteps: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`);
-    expect(line).toMatch(/^s\.yaml:\d+:\d+: /);
+    expect(line).toMatch(/^s\.yaml:\d+:\d+: nested too deeply to read$/);
+  });
+
+  it('reports an alias to an anchor that does not exist as what it is', () => {
+    expect(problems('name: x\n<<: *nope\n')).toEqual([
+      's.yaml:2:5: Unresolved alias (the anchor must be set before the alias): nope',
+    ]);
   });
 
   it('says when a target file is given where a scenario is expected', () => {
