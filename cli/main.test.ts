@@ -45,6 +45,13 @@ describe('the command line', () => {
     expect(command.errors).toEqual(["image-keeper: USAGE: unknown command 'sweep'"]);
   });
 
+  it('an error is one line even when what it quotes holds a newline', async () => {
+    const io = bufferIo();
+    expect(await main(['apply', '/nonexistent/a\nb.json', '--engine', 'unix:///nonexistent.sock'], io)).toBe(2);
+    expect(io.errors).toHaveLength(1);
+    expect(io.errors[0]).toMatch(/^image-keeper: INVALID_TARGET: \/nonexistent\/a b\.json: cannot read the target file: ENOENT/);
+  });
+
   it('--version prints the package version', async () => {
     const io = bufferIo();
     expect(await main(['--version'], io)).toBe(0);

@@ -117,8 +117,10 @@ export async function main(argv: readonly string[], io: CliIo = PROCESS_IO): Pro
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.OK : EXIT.BAD_INPUT;
     const message = (error as Error).message ?? String(error);
     const code = isKeeperError(error) ? error.code : 'ERROR';
-    // Several files can fail at once (a folder of scenarios): one line each.
-    for (const line of message.split('\n')) io.err(`image-keeper: ${code}: ${line}`);
+    // Several scenario files or problems can fail at once: one line each, each naming file:line:col.
+    // Any other error is one line, whatever its message holds.
+    const lines = code === 'INVALID_SCENARIO' ? message.split('\n') : [message.replace(/\s*\n\s*/g, ' ')];
+    for (const line of lines) io.err(`image-keeper: ${code}: ${line}`);
     if (!isKeeperError(error)) io.err((error as Error).stack ?? '');
     return exitCodeOf(error);
   }
