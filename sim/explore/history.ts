@@ -188,6 +188,7 @@ export function compileHistory(history: History, name = 'random history'): Compi
     registry: registryOf(UNIVERSE),
     initial: { images, partialLayers: [], rows, containers, target, dependent: [] },
     steps,
+    ...(history.cutAtCalls.length > 0 ? { cutAtCalls: history.cutAtCalls } : {}),
     expect: { present: [], absent: [], noDangling: true, converged: true, alwaysPresent: [], neverRemoved: [] },
     symbols: symbolsOf(UNIVERSE),
   };

@@ -51,7 +51,7 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
   let checks = 0;
   const hits = new Map<string, number>();
   const property = fc.asyncProperty(historyArb, async (history) => {
-    const result = await runScenario(compileHistory(history), { mutant: options.mutant, cutAtCalls: history.cutAtCalls, allowUnreachedCuts: true, trace: false, persistence: options.persistence ?? 'memory' });
+    const result = await runScenario(compileHistory(history), { mutant: options.mutant, allowUnreachedCuts: true, trace: false, persistence: options.persistence ?? 'memory' });
     portCalls += result.portCalls;
     cuts += result.cuts;
     checks += result.checks;
@@ -68,7 +68,7 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
   const base = { seed: options.seed, runs: details.numRuns, ms, portCalls, cuts, checks, hits };
   if (!details.failed || !details.counterexample) return { ...base, failed: false };
   const [counterexample] = details.counterexample;
-  const replay = await runScenario(compileHistory(counterexample), { mutant: options.mutant, cutAtCalls: counterexample.cutAtCalls, allowUnreachedCuts: true, persistence: options.persistence ?? 'memory' });
+  const replay = await runScenario(compileHistory(counterexample), { mutant: options.mutant, allowUnreachedCuts: true, persistence: options.persistence ?? 'memory' });
   return {
     ...base,
     failed: true,
