@@ -15,6 +15,13 @@ interface StoredImage {
   repoDigests: string[];
   layers: Layer[];
   size: number;
+  /** The frozen copy handed out, until the image changes (see `changed`). */
+  view?: EngineImage | undefined;
+}
+
+/** Every change to a stored image goes through here, so no stale frozen copy is handed out. */
+function changed(image: StoredImage): void {
+  image.view = undefined;
 }
 
 /** The engine's durable state: what survives a power cut. */
@@ -259,6 +266,7 @@ export class FakeEngine implements Engine, ContainerControl {
       this.layers.set(layer.digest, layer.size);
       work.layers.push(layer);
       work.size += layer.size;
+      changed(work);
       this.notePeak();
       bytesDone += bytes;
       layersDone++;
@@ -288,6 +296,7 @@ export class FakeEngine implements Engine, ContainerControl {
     // Docker counts a tag plus its repository's digest references as ONE reference (moby
     // isSingleReference): untagging an image's only reference is refused while a container uses it.
     if (isSingleReference(refs)) this.refuseIfUsed(image.id);
+    changed(image);
     image.repoTags = image.repoTags.filter((r) => r !== ref);
     image.repoDigests = image.repoDigests.filter((r) => r !== ref);
     if (digestOf(ref) === undefined) {
@@ -378,10 +387,15 @@ export class FakeEngine implements Engine, ContainerControl {
       image = { id: manifest.imageId, repoTags: [], repoDigests: [], layers: [...manifest.layers], size: sum(manifest.layers.map((l) => l.size)) };
       this.images.set(image.id, image);
     }
+    changed(image);
     if (!image.repoDigests.includes(digestRef)) image.repoDigests.push(digestRef);
     if (tagRef !== undefined) {
       // A tag moves: it leaves whichever image had it before.
-      for (const other of this.images.values()) other.repoTags = other.repoTags.filter((t) => t !== tagRef);
+      for (const other of this.images.values()) {
+        if (!other.repoTags.includes(tagRef)) continue;
+        changed(other);
+        other.repoTags = other.repoTags.filter((t) => t !== tagRef);
+      }
       image.repoTags.push(tagRef);
     }
     return image;
@@ -457,9 +471,17 @@ function isSingleReference(refs: readonly string[]): boolean {
   return digestRepositories.size === 1 && digestRepositories.has(repositoryOf(single));
 }
 
-function freeze(image: StoredImage | EngineImage): EngineImage {
-  const layers = image.layers.map((l) => ({ digest: l.digest, size: l.size }));
-  return { id: image.id, repoTags: [...image.repoTags], repoDigests: [...image.repoDigests], layers, size: sum(layers.map((l) => l.size)) };
+function freeze(image: StoredImage): EngineImage {
+  if (image.view) return image.view;
+  const layers = Object.freeze(image.layers.map((l) => Object.freeze({ digest: l.digest, size: l.size })));
+  image.view = Object.freeze({
+    id: image.id,
+    repoTags: Object.freeze([...image.repoTags]) as string[],
+    repoDigests: Object.freeze([...image.repoDigests]) as string[],
+    layers: layers as Layer[],
+    size: sum(layers.map((l) => l.size)),
+  });
+  return image.view;
 }
 
 function sum(values: readonly number[]): number {

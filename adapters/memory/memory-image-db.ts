@@ -1,6 +1,6 @@
 import { KeeperError } from '../../core/errors.js';
 import { rowKey, type ImageRow, type NewImageRow } from '../../core/model/image-row.js';
-import type { Target } from '../../core/model/target.js';
+import type { Target, TargetImage } from '../../core/model/target.js';
 import type { ImageDb } from '../../core/ports/image-db.js';
 import type { TargetStore } from '../../core/ports/target-store.js';
 
@@ -25,7 +25,8 @@ export const EMPTY_MEMORY_DB_STATE: MemoryDbState = { rows: [], nextId: 1, targe
 /**
  * The ImageDb and TargetStore fake with the sql.js adapter's semantics (the shared contract suite holds
  * both to them): each call is one atomic commit, so the durable state is simply the current state.
- * Values are deep-copied on the way in and out so callers can never mutate stored rows.
+ * Rows are copied on the way in and stored frozen, so what callers get can never change what is
+ * stored (and listing, which the planner does on every pass, copies nothing but the array).
  */
 export class MemoryImageDb implements ImageDb, TargetStore {
   private rows: ImageRow[];
@@ -38,7 +39,7 @@ export class MemoryImageDb implements ImageDb, TargetStore {
     state: MemoryDbState = EMPTY_MEMORY_DB_STATE,
     options: { readonly commitHook?: CommitHook } = {},
   ) {
-    const copy = { rows: state.rows.map((r) => ({ ...r })), nextId: state.nextId, target: state.target };
+    const copy = { rows: state.rows.map((r) => Object.freeze({ ...r })), nextId: state.nextId, target: state.target };
     this.rows = [...copy.rows].sort((a, b) => a.id - b.id);
     this.nextId = Math.max(copy.nextId, ...this.rows.map((r) => r.id + 1));
     this.target = copy.target;
@@ -57,8 +58,8 @@ export class MemoryImageDb implements ImageDb, TargetStore {
 
   async listRows(): Promise<ImageRow[]> {
     this.checkOpen();
-    // Rows are flat records of primitives, replaced (never mutated) on change: a shallow copy is a deep one.
-    return this.rows.map((r) => ({ ...r }));
+    // Rows are frozen flat records, replaced (never mutated) on change.
+    return this.rows.slice();
   }
 
   async insertRow(row: NewImageRow): Promise<ImageRow> {
@@ -73,12 +74,12 @@ export class MemoryImageDb implements ImageDb, TargetStore {
         },
       );
     }
-    const stored: ImageRow = { ...pickRow(row), id: this.nextId };
+    const stored: ImageRow = Object.freeze({ ...pickRow(row), id: this.nextId });
     this.commit('insertRow', () => {
       this.rows.push(stored);
       this.nextId += 1;
     });
-    return { ...stored };
+    return stored;
   }
 
   async setDockerImageId(rowId: number, dockerImageId: string): Promise<void> {
@@ -89,7 +90,7 @@ export class MemoryImageDb implements ImageDb, TargetStore {
       throw new KeeperError('DB_ERROR', `setDockerImageId: no image row ${rowId}`, { details: { rowId } });
     }
     this.commit('setDockerImageId', () => {
-      this.rows[index] = { ...row, dockerImageId };
+      this.rows[index] = Object.freeze({ ...row, dockerImageId });
     });
   }
 
@@ -109,8 +110,8 @@ export class MemoryImageDb implements ImageDb, TargetStore {
 
   async writeTarget(target: Target): Promise<void> {
     this.checkOpen();
-    // Through JSON, exactly as the sql.js adapter stores it, so both fakes return the same shape.
-    const copy = JSON.parse(JSON.stringify(target)) as Target;
+    // Only the target's own fields, as the sql.js adapter's JSON keeps them: both return the same shape.
+    const copy = copyTarget(target);
     this.commit('writeTarget', () => {
       this.target = copy;
     });
@@ -129,6 +130,18 @@ export class MemoryImageDb implements ImageDb, TargetStore {
   private checkOpen(): void {
     if (this.closed) throw new KeeperError('DB_ERROR', 'the image DB is closed');
   }
+}
+
+function copyImage(i: TargetImage): TargetImage {
+  return { name: i.name, appId: i.appId, serviceId: i.serviceId, serviceName: i.serviceName, imageId: i.imageId, releaseId: i.releaseId, commit: i.commit };
+}
+
+/** A private copy of a target (it is plain data; the planner reads it, nothing writes it). */
+function copyTarget(target: Target): Target {
+  return {
+    services: target.services.map((s) => ({ ...copyImage(s), strategy: s.strategy })),
+    dependent: target.dependent.map(copyImage),
+  };
 }
 
 /** Only the row's own fields, so extra properties a caller's object carries are never stored. */

@@ -164,14 +164,24 @@ export function imageDbContract(
       expect(await db.listRows()).toEqual([again]);
     });
 
-    it('hands out copies: mutating what it returned or was given changes nothing stored', async () => {
+    it('hands out copies or frozen rows: mutating what it returned or was given changes nothing stored', async () => {
       const db = await fresh();
       const input = { ...sampleRow(1) };
       const row = await db.insertRow(input);
-      (input as { serviceName: string }).serviceName = 'mutated input';
-      (row as { serviceName: string }).serviceName = 'mutated output';
+      // A frozen row refuses the write (a TypeError in strict code); a copy takes it. Neither reaches storage.
+      const tryWrite = (target: unknown, value: string): void => {
+        try {
+          (target as { serviceName: string }).serviceName = value;
+        } catch (error) {
+          expect(error).toBeInstanceOf(TypeError);
+        }
+      };
+      tryWrite(input, 'mutated input');
+      tryWrite(row, 'mutated output');
       const listed = await db.listRows();
-      (listed[0] as { serviceName: string }).serviceName = 'mutated list';
+      tryWrite(listed[0], 'mutated list');
+      listed.pop();
+      expect(await db.listRows()).toHaveLength(1);
       expect((await db.listRows())[0]?.serviceName).toBe(sampleRow(1).serviceName);
     });
 
