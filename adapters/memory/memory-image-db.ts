@@ -136,12 +136,12 @@ function copyImage(i: TargetImage): TargetImage {
   return { name: i.name, appId: i.appId, serviceId: i.serviceId, serviceName: i.serviceName, imageId: i.imageId, releaseId: i.releaseId, commit: i.commit };
 }
 
-/** A private copy of a target (it is plain data; the planner reads it, nothing writes it). */
+/** A private, frozen copy of a target: read on every pass, never written. */
 function copyTarget(target: Target): Target {
-  return {
-    services: target.services.map((s) => ({ ...copyImage(s), strategy: s.strategy })),
-    dependent: target.dependent.map(copyImage),
-  };
+  return Object.freeze({
+    services: Object.freeze(target.services.map((s) => Object.freeze({ ...copyImage(s), strategy: s.strategy }))),
+    dependent: Object.freeze(target.dependent.map((d) => Object.freeze(copyImage(d)))),
+  });
 }
 
 /** Only the row's own fields, so extra properties a caller's object carries are never stored. */

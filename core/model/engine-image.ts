@@ -19,9 +19,9 @@ export interface EngineImage {
 
 /** Dangling means no tags AND no digests: an image pulled by digest only is not dangling. */
 export function isDangling(image: Pick<EngineImage, 'repoTags' | 'repoDigests'>): boolean {
-  const tags = image.repoTags.filter((t) => t !== '<none>:<none>');
-  const digests = image.repoDigests.filter((d) => d !== '<none>@<none>');
-  return tags.length === 0 && digests.length === 0;
+  for (const t of image.repoTags) if (t !== '<none>:<none>') return false;
+  for (const d of image.repoDigests) if (d !== '<none>@<none>') return false;
+  return true;
 }
 
 export function allReferences(image: Pick<EngineImage, 'repoTags' | 'repoDigests'>): string[] {

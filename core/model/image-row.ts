@@ -16,6 +16,16 @@ export type NewImageRow = Omit<ImageRow, 'id'>;
 /** The fields that identify what a row stands for; everything else is metadata of that identity. */
 export type RowKey = Pick<ImageRow, 'name' | 'appId' | 'serviceId' | 'commit'>;
 
+/**
+ * Keys of frozen rows and targets, which the planner asks for on every pass: the same string each time
+ * also means a map hashes it once. Only frozen objects are remembered (a mutable one could change).
+ */
+const frozenKeys = new WeakMap<RowKey, string>();
+
 export function rowKey(row: RowKey): string {
-  return `${row.appId}/${row.serviceId}/${row.commit}/${row.name}`;
+  const known = frozenKeys.get(row);
+  if (known !== undefined) return known;
+  const key = `${row.appId}/${row.serviceId}/${row.commit}/${row.name}`;
+  if (Object.isFrozen(row)) frozenKeys.set(row, key);
+  return key;
 }

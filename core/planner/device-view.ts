@@ -7,23 +7,22 @@ import { digestOf } from '../reference/image-reference.js';
 
 /**
  * Indexes over one consistent read of the device (rows, engine images, containers), so planning stays
- * linear in their number. Built once per pass; never mutated.
+ * linear in their number. Built once per pass; never mutated. The indexes every pass needs are built
+ * at once; the others (tags, apps, delta sources, locks) on first use.
  */
 export class DeviceView {
   readonly imagesById = new Map<string, EngineImage>();
   /** Manifest digest (`sha256:...`) to the engine image carrying it, whatever the repository. */
   readonly imageByDigest = new Map<string, EngineImage>();
-  readonly imageByTag = new Map<string, EngineImage>();
   readonly rowsByKey = new Map<string, ImageRow[]>();
   readonly rowsByDockerId = new Map<string, ImageRow[]>();
   readonly containersByImage = new Map<string, Container[]>();
   /** Managed containers by `${appId}/${serviceId}`. */
   readonly containersByService = new Map<string, Container[]>();
-  readonly containersByApp = new Map<number, Container[]>();
-  readonly lockedApps = new Set<number>();
-  /** Available rows by `${appId}/${serviceId}` and by app, for delta sources. */
-  readonly availableByService = new Map<string, ImageRow[]>();
-  readonly availableByApp = new Map<number, ImageRow[]>();
+  private tagIndex: Map<string, EngineImage> | undefined;
+  private appIndex: Map<number, Container[]> | undefined;
+  private lockIndex: Set<number> | undefined;
+  private available: { byService: Map<string, ImageRow[]>; byApp: Map<number, ImageRow[]> } | undefined;
 
   constructor(
     readonly rows: readonly ImageRow[],
@@ -36,7 +35,6 @@ export class DeviceView {
         const digest = digestOf(ref);
         if (digest !== undefined) this.imageByDigest.set(digest, image);
       }
-      for (const tag of image.repoTags) this.imageByTag.set(tag, image);
     }
     for (const row of rows) {
       push(this.rowsByKey, rowKey(row), row);
@@ -45,16 +43,58 @@ export class DeviceView {
     for (const container of containers) {
       push(this.containersByImage, container.imageId, container);
       const service = container.service;
-      if (!service) continue;
-      push(this.containersByService, `${service.appId}/${service.serviceId}`, container);
-      push(this.containersByApp, service.appId, container);
-      if (service.locked === true) this.lockedApps.add(service.appId);
+      if (service) push(this.containersByService, `${service.appId}/${service.serviceId}`, container);
     }
-    for (const row of rows) {
-      if (!this.isAvailable(row)) continue;
-      push(this.availableByService, `${row.appId}/${row.serviceId}`, row);
-      push(this.availableByApp, row.appId, row);
+  }
+
+  get imageByTag(): ReadonlyMap<string, EngineImage> {
+    if (!this.tagIndex) {
+      this.tagIndex = new Map();
+      for (const image of this.images) for (const tag of image.repoTags) this.tagIndex.set(tag, image);
     }
+    return this.tagIndex;
+  }
+
+  /** Managed containers by app. */
+  get containersByApp(): ReadonlyMap<number, readonly Container[]> {
+    if (!this.appIndex) {
+      this.appIndex = new Map();
+      for (const container of this.containers) if (container.service) push(this.appIndex, container.service.appId, container);
+    }
+    return this.appIndex;
+  }
+
+  /** Apps with a locked container: nothing of theirs is switched. */
+  get lockedApps(): ReadonlySet<number> {
+    if (!this.lockIndex) {
+      this.lockIndex = new Set();
+      for (const container of this.containers) if (container.service?.locked === true) this.lockIndex.add(container.service.appId);
+    }
+    return this.lockIndex;
+  }
+
+  /** Available rows by `${appId}/${serviceId}`, for delta sources. */
+  get availableByService(): ReadonlyMap<string, readonly ImageRow[]> {
+    return this.availableIndex().byService;
+  }
+
+  /** Available rows by app. */
+  get availableByApp(): ReadonlyMap<number, readonly ImageRow[]> {
+    return this.availableIndex().byApp;
+  }
+
+  private availableIndex(): { byService: Map<string, ImageRow[]>; byApp: Map<number, ImageRow[]> } {
+    if (!this.available) {
+      const byService = new Map<string, ImageRow[]>();
+      const byApp = new Map<number, ImageRow[]>();
+      for (const row of this.rows) {
+        if (!this.isAvailable(row)) continue;
+        push(byService, `${row.appId}/${row.serviceId}`, row);
+        push(byApp, row.appId, row);
+      }
+      this.available = { byService, byApp };
+    }
+    return this.available;
   }
 
   managedContainersOf(appId: number, serviceId: number): readonly Container[] {
@@ -68,16 +108,24 @@ export class DeviceView {
 
   /** The available row standing for this target image, if any (the newest when duplicates exist). */
   availableRowFor(image: TargetImage, key = rowKey(image)): ImageRow | undefined {
-    return newest((this.rowsByKey.get(key) ?? []).filter((r) => this.isAvailable(r)));
+    let best: ImageRow | undefined;
+    for (const r of this.rowsByKey.get(key) ?? []) if (this.isAvailable(r) && (best === undefined || r.id > best.id)) best = r;
+    return best;
   }
 
   /** A row for this key whose image ID is no longer on the engine. */
   staleRowFor(image: TargetImage, key = rowKey(image)): ImageRow | undefined {
-    return newest((this.rowsByKey.get(key) ?? []).filter((r) => r.dockerImageId !== null && !this.isAvailable(r)));
+    let best: ImageRow | undefined;
+    for (const r of this.rowsByKey.get(key) ?? []) {
+      if (r.dockerImageId !== null && !this.isAvailable(r) && (best === undefined || r.id > best.id)) best = r;
+    }
+    return best;
   }
 
   pendingRowFor(image: TargetImage, key = rowKey(image)): ImageRow | undefined {
-    return newest((this.rowsByKey.get(key) ?? []).filter((r) => r.dockerImageId === null));
+    let best: ImageRow | undefined;
+    for (const r of this.rowsByKey.get(key) ?? []) if (r.dockerImageId === null && (best === undefined || r.id > best.id)) best = r;
+    return best;
   }
 
   /**

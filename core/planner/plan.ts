@@ -59,14 +59,9 @@ export function plan(input: PlanInput): Plan {
   const target = input.target ?? (mutant === 'unknown-target-is-empty' ? EMPTY_TARGET : null);
   const needs = new Map<string, Set<NeedReason>>();
   const keptRows = new Map<number, NeedReason>();
-  const need = (id: string, reason: NeedReason): void => {
-    const set = needs.get(id);
-    if (set) set.add(reason);
-    else needs.set(id, new Set([reason]));
-  };
-  const keep = (row: ImageRow, reason: NeedReason): void => {
-    if (!keptRows.has(row.id)) keptRows.set(row.id, reason);
-  };
+  // Row keys of the target's services, computed once: every rule below asks for them.
+  const keyOf = new Map<TargetImage, string>();
+  if (target) for (const s of target.services) keyOf.set(s, rowKey(s));
 
   const saves: PlanStep[] = [];
   const removals: PlanStep[] = [];
@@ -76,43 +71,43 @@ export function plan(input: PlanInput): Plan {
   const switches: PlanStep[] = [];
 
   // Containers pin their images by ID, running or stopped; a managed container also keeps its row.
-  for (const container of input.containers) {
-    if (mutant === 'ignore-stopped-containers' && !container.running) continue;
-    need(container.imageId, 'container');
-    const row = rowOfContainer(view, container);
-    if (row) keep(row, 'container');
-  }
+  const containerRows = input.containers.map((container) => rowOfContainer(view, container));
+  input.containers.forEach((container, i) => {
+    if (mutant === 'ignore-stopped-containers' && !container.running) return;
+    need(needs, container.imageId, 'container');
+    const row = containerRows[i];
+    if (row) keep(keptRows, row, 'container');
+  });
 
   // Rule 1: satisfied, saved, or fetched.
   const satisfied = new Map<string, string>();
   const savedFor = new Set<string>();
   const toFetch: { image: TargetImage; strategy: TargetService['strategy']; pendingRowId?: number }[] = [];
   const seen = new Set<string>();
-  const targetImages: { image: TargetImage; strategy: TargetService['strategy']; reason: NeedReason }[] = target
-    ? [
-        ...target.services.map((s) => ({ image: s, strategy: s.strategy, reason: 'target' as const })),
-        ...target.dependent.map((d) => ({ image: d, strategy: 'download-then-kill' as const, reason: 'dependent' as const })),
-      ]
-    : [];
+  const targetImages: { image: TargetImage; strategy: TargetService['strategy']; reason: NeedReason }[] = [];
+  if (target) {
+    for (const s of target.services) targetImages.push({ image: s, strategy: s.strategy, reason: 'target' });
+    for (const d of target.dependent) targetImages.push({ image: d, strategy: 'download-then-kill', reason: 'dependent' });
+  }
   for (const { image, strategy, reason } of targetImages) {
-    const key = rowKey(image);
+    const key = keyOf.get(image) ?? rowKey(image);
     if (seen.has(key)) continue;
     seen.add(key);
     const row = view.availableRowFor(image, key);
     if (row && row.dockerImageId !== null) {
       satisfied.set(key, row.dockerImageId);
-      keep(row, reason);
-      need(row.dockerImageId, reason);
+      keep(keptRows, row, reason);
+      need(needs, row.dockerImageId, reason);
       continue;
     }
     // A pending row (step 1 done), or a row whose image vanished, is reused: one row per key.
     const pending = view.pendingRowFor(image, key) ?? view.staleRowFor(image, key);
-    if (pending) keep(pending, reason);
+    if (pending) keep(keptRows, pending, reason);
     const present =
       view.engineImageFor(image.name, mutant === 'ignore-digest') ??
       (mutant === 'save-by-repository' ? view.images.find((i) => i.repoDigests.some((r) => repositoryOf(r) === repositoryOf(image.name))) : undefined);
     if (present) {
-      need(present.id, reason);
+      need(needs, present.id, reason);
       savedFor.add(`${present.id}|${image.appId}/${image.serviceId}/${image.commit}`);
       saves.push({ kind: 'save', image, dockerImageId: present.id, ...(pending ? { rowId: pending.id } : {}) });
     } else {
@@ -122,27 +117,28 @@ export function plan(input: PlanInput): Plan {
 
   // Adoption: a managed container's image with no row (the DB was lost) gets one back, so the image is
   // managed again (reference counted, removable once the service moves on) and nothing is downloaded.
-  for (const container of input.containers) {
+  input.containers.forEach((container, i) => {
     const service = container.service;
     const image = view.imagesById.get(container.imageId);
-    if (!service || !image || rowOfContainer(view, container)) continue;
+    if (!service || !image || containerRows[i]) return;
     const name = image.repoDigests[0] ?? image.repoTags[0];
-    if (name === undefined) continue;
+    if (name === undefined) return;
     const adopted: TargetImage = { name, appId: service.appId, serviceId: service.serviceId, serviceName: service.serviceName, imageId: 0, releaseId: 0, commit: service.commit };
     const covered = savedFor.has(`${image.id}|${service.appId}/${service.serviceId}/${service.commit}`);
-    if (covered || seen.has(rowKey(adopted))) continue;
-    seen.add(rowKey(adopted));
+    const adoptedKey = rowKey(adopted);
+    if (covered || seen.has(adoptedKey)) return;
+    seen.add(adoptedKey);
     saves.push({ kind: 'save', image: adopted, dockerImageId: image.id });
-  }
+  });
 
   // Rule 3a: delete-then-download stops the old container first and fetches only once it is gone.
   const deferred = new Set<string>();
   if (target) {
     for (const service of target.services) {
-      if (service.strategy !== 'delete-then-download' || satisfied.has(rowKey(service))) continue;
+      if (service.strategy !== 'delete-then-download' || satisfied.has(keyOf.get(service) ?? rowKey(service))) continue;
       const old = view.managedContainersOf(service.appId, service.serviceId);
       if (old.length === 0) continue;
-      if (mutant !== 'fetch-before-delete') deferred.add(rowKey(service));
+      if (mutant !== 'fetch-before-delete') deferred.add(keyOf.get(service) ?? rowKey(service));
       if (view.lockedApps.has(service.appId)) continue;
       for (const container of old) {
         freeingKills.push({ kind: 'kill', container, reason: 'delete-then-download: the old image goes before the new one comes' });
@@ -156,8 +152,8 @@ export function plan(input: PlanInput): Plan {
   const droppedSources = new Set<string>();
   // An image a deferred delete-then-download service wants waits for it, also for the other services
   // wanting it: one fetch serves them all, after the old image has gone.
-  const identityOf = (image: TargetImage): string => digestOf(image.name) ?? image.name;
-  const waiting = new Set(toFetch.filter((f) => deferred.has(rowKey(f.image))).map((f) => identityOf(f.image)));
+  const waiting = new Set<string>();
+  if (deferred.size > 0) for (const f of toFetch) if (deferred.has(keyOf.get(f.image) ?? rowKey(f.image))) waiting.add(identityOf(f.image));
   for (const f of toFetch) {
     const identity = identityOf(f.image);
     if (waiting.has(identity)) continue;
@@ -168,9 +164,9 @@ export function plan(input: PlanInput): Plan {
       deltaSource = deltaSourceFor(view, f.image, mutant);
       if (deltaSource && mutant === 'drop-delta-source') droppedSources.add(deltaSource.dockerImageId);
       if (deltaSource && mutant !== 'drop-delta-source') {
-        need(deltaSource.dockerImageId, 'delta-source');
+        need(needs, deltaSource.dockerImageId, 'delta-source');
         for (const row of view.rowsByDockerId.get(deltaSource.dockerImageId) ?? []) {
-          if (row.appId === f.image.appId && row.serviceId === f.image.serviceId) keep(row, 'delta-source');
+          if (row.appId === f.image.appId && row.serviceId === f.image.serviceId) keep(keptRows, row, 'delta-source');
         }
       }
     }
@@ -178,7 +174,7 @@ export function plan(input: PlanInput): Plan {
   }
 
   // Rule 3b: switch an app's services only once all of its target images are ready.
-  if (target) planSwitches(view, target, satisfied, switches, mutant);
+  if (target) planSwitches(view, target, keyOf, satisfied, switches, mutant);
 
   // Rule 2: removals. An unknown target means "remove nothing", an intermediate one too.
   const removalsAllowed = target !== null && (!input.intermediate || mutant === 'remove-during-intermediate');
@@ -186,17 +182,16 @@ export function plan(input: PlanInput): Plan {
     if (mutant !== 'ignore-dependent') {
       for (const dep of input.dependent) {
         const present = view.engineImageFor(dep.name);
-        if (present) need(present.id, 'dependent');
+        if (present) need(needs, present.id, 'dependent');
         for (const row of view.availableByApp.get(dep.appId) ?? []) {
-          if (sameImage(row.name, dep.name)) keep(row, 'dependent');
+          if (sameImage(row.name, dep.name)) keep(keptRows, row, 'dependent');
         }
       }
     }
-    const replacedByDeleteThenDownload = new Set(
-      (target?.services ?? [])
-        .filter((s) => s.strategy === 'delete-then-download' && !satisfied.has(rowKey(s)))
-        .map((s) => `${s.appId}/${s.serviceId}`),
-    );
+    const replacedByDeleteThenDownload = new Set<string>();
+    for (const s of target?.services ?? []) {
+      if (s.strategy === 'delete-then-download' && !satisfied.has(keyOf.get(s) ?? rowKey(s))) replacedByDeleteThenDownload.add(`${s.appId}/${s.serviceId}`);
+    }
     for (const row of input.rows) {
       if (keptRows.has(row.id) || input.systemApps.includes(row.appId)) continue;
       const step: PlanStep = { kind: 'remove', row, reason: removalReason(view, row) };
@@ -210,7 +205,8 @@ export function plan(input: PlanInput): Plan {
   // done: after them in the same pass, or, when a kill defers fetches to the next pass, until then. An
   // unneeded image may share layers (or, under another digest, its very ID) with an image still to come.
   const holdRemovals = freeingKills.length > 0 && mutant !== 'fetch-before-delete';
-  const steps = [...saves, ...freeingRemovals, ...freeingKills, ...fetches, ...(holdRemovals ? [] : removals), ...switches];
+  const steps = saves;
+  for (const part of [freeingRemovals, freeingKills, fetches, holdRemovals ? [] : removals, switches]) for (const step of part) steps.push(step);
 
   // Rule 4: idle cleanup, only on a pass with nothing else to do.
   if (steps.length === 0 && removalsAllowed && (!input.fetchInFlight || mutant === 'idle-cleanup-during-pull')) {
@@ -225,11 +221,29 @@ export function plan(input: PlanInput): Plan {
  * is NOT dangling), no row referencing the ID, no container using it.
  */
 export function cleanupCandidates(view: DeviceView, mutant?: Mutant): string[] {
-  return view.images
-    .filter((image) => isDangling(image) || (mutant === 'digest-only-dangling' && image.repoTags.length === 0))
-    .filter((image) => !view.rowsByDockerId.has(image.id))
-    .filter((image) => !view.containersByImage.has(image.id))
-    .map((image) => image.id);
+  const out: string[] = [];
+  for (const image of view.images) {
+    if (!isDangling(image) && !(mutant === 'digest-only-dangling' && image.repoTags.length === 0)) continue;
+    if (view.rowsByDockerId.has(image.id) || view.containersByImage.has(image.id)) continue;
+    out.push(image.id);
+  }
+  return out;
+}
+
+function need(needs: Map<string, Set<NeedReason>>, id: string, reason: NeedReason): void {
+  const set = needs.get(id);
+  if (set) set.add(reason);
+  else needs.set(id, new Set([reason]));
+}
+
+/** The first reason a row is kept is the one reported. */
+function keep(kept: Map<number, NeedReason>, row: ImageRow, reason: NeedReason): void {
+  if (!kept.has(row.id)) kept.set(row.id, reason);
+}
+
+/** Identity by digest; a reference without one is identified by its name. */
+function identityOf(image: TargetImage): string {
+  return digestOf(image.name) ?? image.name;
 }
 
 function rowOfContainer(view: DeviceView, container: Container): ImageRow | undefined {
@@ -269,6 +283,7 @@ function deltaSourceFor(view: DeviceView, image: TargetImage, mutant: Mutant | u
 function planSwitches(
   view: DeviceView,
   target: Target,
+  keyOf: ReadonlyMap<TargetImage, string>,
   satisfied: ReadonlyMap<string, string>,
   out: PlanStep[],
   mutant: Mutant | undefined,
@@ -280,11 +295,11 @@ function planSwitches(
     else servicesByApp.set(s.appId, [s]);
   }
   for (const [appId, services] of servicesByApp) {
-    const appReady = services.every((s) => satisfied.has(rowKey(s)));
+    const appReady = services.every((s) => satisfied.has(keyOf.get(s) ?? rowKey(s)));
     const locked = view.lockedApps.has(appId);
     for (const service of services) {
-      const ready = mutant === 'kill-before-ready' ? satisfied.has(rowKey(service)) : appReady;
-      const imageId = satisfied.get(rowKey(service));
+      const imageId = satisfied.get(keyOf.get(service) ?? rowKey(service));
+      const ready = mutant === 'kill-before-ready' ? imageId !== undefined : appReady;
       if (!ready || imageId === undefined) continue;
       const current = view.managedContainersOf(appId, service.serviceId);
       if (current.length === 0) {
