@@ -118,6 +118,11 @@ function targetOf(event: Extract<HistoryEvent, { kind: 'apply' }>, commit: strin
   };
 }
 
+// The same for every history: made once (a search compiles thousands of histories a second).
+const UNIVERSE_REGISTRY = Object.freeze(registryOf(UNIVERSE));
+const UNIVERSE_SYMBOLS = Object.freeze(symbolsOf(UNIVERSE));
+const DELTA_LEFTOVER_ID = sha('delta-leftover');
+
 /** Turns a history into a scenario the runner executes: the same thing a failure is saved as. */
 export function compileHistory(history: History, name = 'random history'): CompiledScenario {
   const rows: ImageRow[] = [];
@@ -132,7 +137,7 @@ export function compileHistory(history: History, name = 'random history'): Compi
   if (history.initial !== 'empty') {
     // What an interrupted v2 delta leaves: an untagged half-built image that idle cleanup must remove.
     const leftover = universeImage('worker2');
-    images.push({ id: sha('delta-leftover'), repoTags: [], repoDigests: [], layers: leftover.layers.slice(1), size: leftover.layers[1]?.size ?? 0 });
+    images.push({ id: DELTA_LEFTOVER_ID, repoTags: [], repoDigests: [], layers: leftover.layers.slice(1), size: leftover.layers[1]?.size ?? 0 });
     const m = universeImage('main1');
     const w = universeImage('worker1');
     images.push(engineImageOf(m), engineImageOf(w));
@@ -185,11 +190,11 @@ export function compileHistory(history: History, name = 'random history'): Compi
     name,
     description: `generated history: ${JSON.stringify(history)}`,
     config: { deltas: history.deltas, engineDeltas: true, systemApps: [] },
-    registry: registryOf(UNIVERSE),
+    registry: UNIVERSE_REGISTRY,
     initial: { images, partialLayers: [], rows, containers, target, dependent: [] },
     steps,
     ...(history.cutAtCalls.length > 0 ? { cutAtCalls: history.cutAtCalls } : {}),
     expect: { present: [], absent: [], noDangling: true, converged: true, alwaysPresent: [], neverRemoved: [] },
-    symbols: symbolsOf(UNIVERSE),
+    symbols: UNIVERSE_SYMBOLS,
   };
 }
