@@ -15,6 +15,8 @@ export class DeviceView {
   /** Manifest digest (`sha256:...`) to the engine image carrying it, whatever the repository. */
   readonly imageByDigest = new Map<string, EngineImage>();
   readonly rowsByKey = new Map<string, ImageRow[]>();
+  /** Rows sharing their key with another row (duplicates a bug or a cut left). */
+  readonly duplicated = new Set<number>();
   readonly rowsByDockerId = new Map<string, ImageRow[]>();
   readonly containersByImage = new Map<string, Container[]>();
   /** Managed containers by `${appId}/${serviceId}`. */
@@ -37,7 +39,12 @@ export class DeviceView {
       }
     }
     for (const row of rows) {
-      push(this.rowsByKey, rowKey(row), row);
+      const key = rowKey(row);
+      const same = this.rowsByKey.get(key);
+      if (same) {
+        same.push(row);
+        for (const r of same) this.duplicated.add(r.id);
+      } else this.rowsByKey.set(key, [row]);
       if (row.dockerImageId !== null) push(this.rowsByDockerId, row.dockerImageId, row);
     }
     for (const container of containers) {

@@ -328,7 +328,6 @@ function planSwitches(
 function removalReason(view: DeviceView, row: ImageRow): string {
   if (row.dockerImageId === null) return 'pending row no longer in the target';
   if (!view.isAvailable(row)) return 'its image is gone from the engine';
-  const sameKey = view.rowsByKey.get(rowKey(row)) ?? [];
-  if (sameKey.length > 1) return 'duplicate row';
+  if (view.duplicated.has(row.id)) return 'duplicate row';
   return 'not needed by a container, the target, a delta or a dependent app';
 }
