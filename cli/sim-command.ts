@@ -47,6 +47,10 @@ export interface SimTotals {
   violations: string[];
   replay: string[];
   hits: Record<string, number>;
+  /** Power cuts that landed at each named crash point. */
+  cutsAt: Record<string, number>;
+  /** Crash points never reached in a random run large enough to reach them all (a coverage failure). */
+  unreached: string[];
   ms: number;
 }
 
@@ -63,6 +67,7 @@ interface ScenarioRecord {
   readonly crashStates: number;
   readonly checks: number;
   readonly hits: Record<string, number>;
+  readonly cutsAt: Record<string, number>;
   /** The cuts of the first failing crash state (`[]`: the scenario as written fails). */
   readonly failedAt?: readonly number[];
   readonly failure?: FailureRecord;
@@ -75,6 +80,7 @@ interface BatchRecord {
   readonly checks: number;
   readonly cuts: number;
   readonly hits: Record<string, number>;
+  readonly cutsAt: Record<string, number>;
   readonly failure?: FailureRecord;
 }
 
@@ -232,12 +238,13 @@ async function exploreScenario(
   const baseline = await sweep(scenario, { ...common, pairs: false, onlyBaseline: true });
   const baselineFailure = baseline.failures[0];
   if (!plan.exhaustive || baselineFailure !== undefined) {
-    if (!owner) return { index, crashStates: 0, checks: 0, hits: {} };
+    if (!owner) return { index, crashStates: 0, checks: 0, hits: {}, cutsAt: {} };
     return {
       index,
       crashStates: 0,
       checks: baseline.checks,
       hits: Object.fromEntries(baseline.hits),
+      cutsAt: {},
       ...(baselineFailure ? { failedAt: [], failure: scenarioFailure(plan, scenario, baselineFailure) } : {}),
     };
   }
@@ -248,13 +255,14 @@ async function exploreScenario(
     crashStates: report.crashStates,
     checks: report.checks,
     hits: Object.fromEntries(report.hits),
+    cutsAt: Object.fromEntries(report.cutsAt),
     ...(first ? { failedAt: first.cutAtCalls, failure: scenarioFailure(plan, scenario, first) } : {}),
   };
 }
 
 function scenarioFailure(plan: SimPlan, scenario: CompiledScenario, failure: SweepFailure): FailureRecord {
   const cuts = failure.cutAtCalls;
-  const where = cuts.length === 0 ? 'without any cut' : `with cuts before port calls ${cuts.join(', ')}`;
+  const where = cuts.length === 0 ? 'without any cut' : `with cuts at steps ${cuts.join(', ')}`;
   const flags = replayFlags(plan);
   const replay =
     cuts.length === 0
@@ -276,7 +284,7 @@ async function runBatch(plan: SimPlan, batch: number, seed: number, runs: number
     ...(plan.path !== undefined ? { path: plan.path } : {}),
     ...(deadline !== undefined ? { timeLimitMs: Math.max(1000, deadline - performance.now()) } : {}),
   });
-  const record = { batch, histories: report.runs, checks: report.checks, cuts: report.cuts, hits: Object.fromEntries(report.hits) };
+  const record = { batch, histories: report.runs, checks: report.checks, cuts: report.cuts, hits: Object.fromEntries(report.hits), cutsAt: Object.fromEntries(report.cutsAt) };
   if (!report.failed || !report.counterexample || !report.scenario) return record;
   return { ...record, failure: await saveFailure(plan, seed, runs, report) };
 }
@@ -337,6 +345,7 @@ function merge(reports: readonly ShardReport[]): MergedRecords {
         crashStates: sum(records.map((r) => r.crashStates)),
         checks: sum(records.map((r) => r.checks)),
         hits: addHits(records.map((r) => r.hits)),
+        cutsAt: addHits(records.map((r) => r.cutsAt)),
         ...(first?.failedAt !== undefined && first.failure ? { failedAt: first.failedAt, failure: first.failure } : {}),
       };
     });
@@ -373,8 +382,14 @@ function finish(plan: SimPlan, scenarios: readonly CompiledScenario[], records: 
     violations: [],
     replay: [],
     hits: addHits([...records.scenarios, ...records.batches].map((r) => r.hits)),
+    cutsAt: addHits([...records.scenarios, ...records.batches].map((r) => r.cutsAt)),
+    unreached: [],
     ms: performance.now() - started,
   };
+  // A random run large enough to reach every crash point that misses one fails: the histories no
+  // longer exercise part of the protocol (in text and in JSON alike).
+  const histories = sum(records.batches.map((b) => b.histories));
+  if (histories >= COVERAGE_MIN_HISTORIES) totals.unreached = CRASH_POINTS.filter((p) => (totals.hits[p] ?? 0) === 0);
   for (const record of [...records.scenarios, ...records.batches]) {
     if (!record.failure) continue;
     totals.violations.push(...record.failure.violations);
@@ -383,7 +398,7 @@ function finish(plan: SimPlan, scenarios: readonly CompiledScenario[], records: 
   }
   if (plan.json) {
     io.out(JSON.stringify(totals));
-    return totals.violations.length > 0 ? EXIT.FAILED : EXIT.OK;
+    return totals.violations.length > 0 || totals.unreached.length > 0 ? EXIT.FAILED : EXIT.OK;
   }
   return printReport(totals, plan.workers, io);
 }
@@ -396,10 +411,10 @@ function printReport(totals: SimTotals, workers: number, io: CliIo): number {
   io.out(`random histories: ${totals.histories}, power cuts in them: ${totals.cuts}`);
   io.out(`invariant checks: ${totals.checks}`);
   io.out(`crash points reached: ${CRASH_POINTS.map((p) => `${p}=${totals.hits[p] ?? 0}`).join(' ')}`);
+  io.out(`power cuts at crash points: ${CRASH_POINTS.map((p) => `${p}=${totals.cutsAt[p] ?? 0}`).join(' ')}`);
   let code: number = EXIT.OK;
-  const unreached = CRASH_POINTS.filter((p) => (totals.hits[p] ?? 0) === 0);
-  if (totals.histories >= COVERAGE_MIN_HISTORIES && unreached.length > 0) {
-    io.out(`coverage failure: crash points never reached: ${unreached.join(', ')}`);
+  if (totals.unreached.length > 0) {
+    io.out(`coverage failure: crash points never reached: ${totals.unreached.join(', ')}`);
     code = EXIT.FAILED;
   }
   io.out(`violations: ${totals.violations.length}`);

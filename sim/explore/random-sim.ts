@@ -37,6 +37,8 @@ export interface RandomSimReport {
   readonly cuts: number;
   readonly checks: number;
   readonly hits: ReadonlyMap<string, number>;
+  /** Power cuts that landed at each named crash point. */
+  readonly cutsAt: ReadonlyMap<string, number>;
 }
 
 /**
@@ -50,12 +52,14 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
   let cuts = 0;
   let checks = 0;
   const hits = new Map<string, number>();
+  const cutsAt = new Map<string, number>();
   const property = fc.asyncProperty(historyArb, async (history) => {
     const result = await runScenario(compileHistory(history), { mutant: options.mutant, allowUnreachedCuts: true, trace: false, persistence: options.persistence ?? 'memory' });
     portCalls += result.portCalls;
     cuts += result.cuts;
     checks += result.checks;
     for (const [point, n] of result.hits) hits.set(point, (hits.get(point) ?? 0) + n);
+    for (const [point, n] of result.cutsAt) cutsAt.set(point, (cutsAt.get(point) ?? 0) + n);
     if (!result.ok) throw new Error(result.failures.join('\n'));
   });
   const details = await fc.check(property, {
@@ -65,7 +69,7 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
     ...(options.timeLimitMs !== undefined ? { interruptAfterTimeLimit: options.timeLimitMs, markInterruptAsFailure: false } : {}),
   });
   const ms = performance.now() - started;
-  const base = { seed: options.seed, runs: details.numRuns, ms, portCalls, cuts, checks, hits };
+  const base = { seed: options.seed, runs: details.numRuns, ms, portCalls, cuts, checks, hits, cutsAt };
   if (!details.failed || !details.counterexample) return { ...base, failed: false };
   const [counterexample] = details.counterexample;
   const replay = await runScenario(compileHistory(counterexample), { mutant: options.mutant, allowUnreachedCuts: true, persistence: options.persistence ?? 'memory' });
