@@ -49,6 +49,8 @@ export interface SimTotals {
   hits: Record<string, number>;
   /** Power cuts that landed at each named crash point. */
   cutsAt: Record<string, number>;
+  /** B1 over the random histories' applies: bytes downloaded, and bytes of target layers missing at their start. */
+  bandwidth: { downloaded: number; missing: number };
   /** Crash points never reached in a random run large enough to reach them all (a coverage failure). */
   unreached: string[];
   ms: number;
@@ -81,6 +83,7 @@ interface BatchRecord {
   readonly cuts: number;
   readonly hits: Record<string, number>;
   readonly cutsAt: Record<string, number>;
+  readonly bandwidth: { readonly downloaded: number; readonly missing: number };
   readonly failure?: FailureRecord;
 }
 
@@ -284,7 +287,7 @@ async function runBatch(plan: SimPlan, batch: number, seed: number, runs: number
     ...(plan.path !== undefined ? { path: plan.path } : {}),
     ...(deadline !== undefined ? { timeLimitMs: Math.max(1000, deadline - performance.now()) } : {}),
   });
-  const record = { batch, histories: report.runs, checks: report.checks, cuts: report.cuts, hits: Object.fromEntries(report.hits), cutsAt: Object.fromEntries(report.cutsAt) };
+  const record = { batch, histories: report.runs, checks: report.checks, cuts: report.cuts, hits: Object.fromEntries(report.hits), cutsAt: Object.fromEntries(report.cutsAt), bandwidth: report.bandwidth };
   if (!report.failed || !report.counterexample || !report.scenario) return record;
   return { ...record, failure: await saveFailure(plan, seed, runs, report) };
 }
@@ -384,6 +387,10 @@ function finish(plan: SimPlan, scenarios: readonly CompiledScenario[], records: 
     hits: addHits([...records.scenarios, ...records.batches].map((r) => r.hits)),
     cutsAt: addHits([...records.scenarios, ...records.batches].map((r) => r.cutsAt)),
     unreached: [],
+    bandwidth: {
+      downloaded: sum(records.batches.map((b) => b.bandwidth.downloaded)),
+      missing: sum(records.batches.map((b) => b.bandwidth.missing)),
+    },
     ms: performance.now() - started,
   };
   // A random run large enough to reach every crash point that misses one fails: the histories no
@@ -410,6 +417,10 @@ function printReport(totals: SimTotals, workers: number, io: CliIo): number {
   io.out(`crash states explored: ${totals.crashStates}`);
   io.out(`random histories: ${totals.histories}, power cuts in them: ${totals.cuts}`);
   io.out(`invariant checks: ${totals.checks}`);
+  if (totals.histories > 0 && totals.bandwidth.missing > 0) {
+    const { downloaded, missing } = totals.bandwidth;
+    io.out(`B1 bandwidth: ${downloaded} bytes downloaded for ${missing} bytes of target layers missing at each apply's start (ratio ${(downloaded / missing).toFixed(3)})`);
+  }
   io.out(`crash points reached: ${CRASH_POINTS.map((p) => `${p}=${totals.hits[p] ?? 0}`).join(' ')}`);
   io.out(`power cuts at crash points: ${CRASH_POINTS.map((p) => `${p}=${totals.cutsAt[p] ?? 0}`).join(' ')}`);
   let code: number = EXIT.OK;

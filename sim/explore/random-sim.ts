@@ -39,6 +39,8 @@ export interface RandomSimReport {
   readonly hits: ReadonlyMap<string, number>;
   /** Power cuts that landed at each named crash point. */
   readonly cutsAt: ReadonlyMap<string, number>;
+  /** B1 over every apply of every history: bytes downloaded, and bytes of target layers missing at the start. */
+  readonly bandwidth: { readonly downloaded: number; readonly missing: number };
 }
 
 /**
@@ -53,6 +55,7 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
   let checks = 0;
   const hits = new Map<string, number>();
   const cutsAt = new Map<string, number>();
+  const bandwidth = { downloaded: 0, missing: 0 };
   const property = fc.asyncProperty(historyArb, async (history) => {
     const result = await runScenario(compileHistory(history), { mutant: options.mutant, allowUnreachedCuts: true, trace: false, persistence: options.persistence ?? 'memory' });
     portCalls += result.portCalls;
@@ -60,6 +63,8 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
     checks += result.checks;
     for (const [point, n] of result.hits) hits.set(point, (hits.get(point) ?? 0) + n);
     for (const [point, n] of result.cutsAt) cutsAt.set(point, (cutsAt.get(point) ?? 0) + n);
+    bandwidth.downloaded += result.bandwidth.downloaded;
+    bandwidth.missing += result.bandwidth.missing;
     if (!result.ok) throw new Error(result.failures.join('\n'));
   });
   const details = await fc.check(property, {
@@ -69,7 +74,7 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
     ...(options.timeLimitMs !== undefined ? { interruptAfterTimeLimit: options.timeLimitMs, markInterruptAsFailure: false } : {}),
   });
   const ms = performance.now() - started;
-  const base = { seed: options.seed, runs: details.numRuns, ms, portCalls, cuts, checks, hits, cutsAt };
+  const base = { seed: options.seed, runs: details.numRuns, ms, portCalls, cuts, checks, hits, cutsAt, bandwidth };
   if (!details.failed || !details.counterexample) return { ...base, failed: false };
   const [counterexample] = details.counterexample;
   const replay = await runScenario(compileHistory(counterexample), { mutant: options.mutant, allowUnreachedCuts: true, persistence: options.persistence ?? 'memory' });

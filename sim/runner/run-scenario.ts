@@ -50,6 +50,8 @@ export interface RunResult {
    * the same crash state as a cut at the distinct step before it (only reads lie between).
    */
   readonly distinctSteps: readonly number[];
+  /** B1 summed over the applies: bytes downloaded, and bytes of the target's layers missing at each start (the bound). */
+  readonly bandwidth: { readonly downloaded: number; readonly missing: number };
   /** Cuts by step number (options.cutAtCalls) that fired. */
   readonly numberedCuts: number;
   /** Cuts that landed at each named crash point. */
@@ -105,6 +107,8 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   }
 
   const applyErrors: string[] = [];
+  /** B1's figures summed over the applies: bytes downloaded, and bytes of target layers missing at their start. */
+  const bandwidth = { downloaded: 0, missing: 0 };
   const recordError = (what: string, error: unknown): void => {
     const code = isKeeperError(error) ? error.code : 'ERROR';
     log(`${what} failed: ${code}: ${(error as Error).message}`);
@@ -238,7 +242,10 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
           // may throw away layers the new one then fetches again: exactly those, once. (Per layer, B1 in
           // the monitor has already checked each was thrown away while the persisted target let it go.)
           const refetch = b1RefetchBytes(step.target, scenario.registry, layersBefore, monitor.discardedLayers);
-          const b1 = b1Bandwidth(device.engine.counters.bytesDownloaded - downloadedBefore, missing + refetch);
+          const downloaded = device.engine.counters.bytesDownloaded - downloadedBefore;
+          bandwidth.downloaded += downloaded;
+          bandwidth.missing += missing + refetch;
+          const b1 = b1Bandwidth(downloaded, missing + refetch);
           if (b1) {
             log(`!! ${b1}`);
             failures.push(b1);
@@ -385,7 +392,8 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     ...engineState.images.map((i) => sym(`  ${i.id} [${[...i.repoTags, ...i.repoDigests].join(', ') || 'dangling'}] ${i.layers.length} layers`)),
     `containers: ${engineState.containers.length === 0 ? '(none)' : ''}`,
     ...engineState.containers.map((c) => sym(`  ${c.id} on ${c.imageId} ${c.running ? 'running' : 'stopped'}${c.service ? ` (${c.service.serviceName}@${c.service.commit})` : ' (foreign)'}`)),
-    `downloaded ${counters.bytesDownloaded} bytes; disk ${disk} bytes (peak ${counters.peakDisk}); ${power.cuts} power cut(s); ${power.calls} port calls; ${monitor.checks} invariant checks`,
+    `downloaded ${counters.bytesDownloaded} bytes; disk ${disk} bytes (peak ${counters.peakDisk}); ${power.cuts} power cut(s); ${power.calls} steps; ${monitor.checks} invariant checks`,
+    `B1: applies downloaded ${bandwidth.downloaded} bytes for ${bandwidth.missing} bytes of target layers missing at their start${bandwidth.missing > 0 ? ` (ratio ${(bandwidth.downloaded / bandwidth.missing).toFixed(3)})` : ''}`,
   ];
   // sql.js memory lives outside the JS heap: free it now (the result's device keeps the engine only).
   if (device.fs) await device.dispose();
@@ -404,6 +412,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     checks: monitor.checks,
     hits: power.hits,
     cutsAt: power.cutsAt,
+    bandwidth,
     numberedCuts: power.numberedCuts,
     unfiredCutSteps: armedByScenario.filter((a) => !a.fired()).map((a) => a.index),
     device,
