@@ -3,14 +3,28 @@ import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'coverage/**', 'bin/**', '.tmp/**', 'sim-failures/**', '.ci-results/**', '.scratch/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      'coverage/**',
+      'bin/**',
+      '.tmp/**',
+      'sim-failures/**',
+      '.ci-results/**',
+      '.scratch/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,
   {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      'no-restricted-syntax': ['error', { selector: 'ExportDefaultDeclaration', message: 'Named exports only.' }],
+      'no-restricted-syntax': [
+        'error',
+        { selector: 'ExportDefaultDeclaration', message: 'Named exports only.' },
+      ],
     },
   },
   {
@@ -25,7 +39,21 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['dockerode', 'sql.js', 'testcontainers', 'node:*', 'fs', 'child_process', '../adapters/*', '../../adapters/*', '../sim/*', '../../sim/*'], message: 'core is pure: reach I/O through ports.' },
+            {
+              group: [
+                'dockerode',
+                'sql.js',
+                'testcontainers',
+                'node:*',
+                'fs',
+                'child_process',
+                '../adapters/*',
+                '../../adapters/*',
+                '../sim/*',
+                '../../sim/*',
+              ],
+              message: 'core is pure: reach I/O through ports.',
+            },
           ],
         },
       ],

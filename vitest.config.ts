@@ -11,7 +11,13 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['core/**/*.test.ts', 'adapters/**/*.test.ts', 'test/unit/**/*.test.ts', 'cli/**/*.test.ts', 'test/contract/**/*.test.ts'],
+          include: [
+            'core/**/*.test.ts',
+            'adapters/**/*.test.ts',
+            'test/unit/**/*.test.ts',
+            'cli/**/*.test.ts',
+            'test/contract/**/*.test.ts',
+          ],
           testTimeout: 30_000,
         },
       },

@@ -20,7 +20,12 @@ export interface ApplyFlags extends DeviceFlags {
  * file it converges to the persisted target, which is what the device does after a restart. The target
  * is read and validated before the device is touched, so a bad file changes nothing.
  */
-export async function applyCommand(targetPath: string | undefined, flags: ApplyFlags, io: CliIo, env: Env = process.env): Promise<number> {
+export async function applyCommand(
+  targetPath: string | undefined,
+  flags: ApplyFlags,
+  io: CliIo,
+  env: Env = process.env,
+): Promise<number> {
   const settings = resolveDeviceSettings(flags, env);
   const target = targetPath === undefined ? null : await readTargetFile(targetPath);
   for (const warning of settings.warnings) io.err(`image-keeper: warning: ${warning}`);
@@ -33,15 +38,28 @@ export async function applyCommand(targetPath: string | undefined, flags: ApplyF
   const started = Date.now();
   try {
     await withDevice({ settings, events: renderer, access: 'write' }, async (device) => {
-      renderer.emit({ type: 'device', db: settings.dbPath, engine: settings.engineUrl, dbCreated: !device.dbExisted });
+      renderer.emit({
+        type: 'device',
+        db: settings.dbPath,
+        engine: settings.engineUrl,
+        dbCreated: !device.dbExisted,
+      });
       if (device.recovered) renderer.emit({ type: 'db-recovered', ...device.recovered });
       if (target === null && (await device.state.readTarget()) === null) {
-        throw new KeeperError('USAGE', `no target file given and ${settings.dbPath} holds no target yet: pass a target file`);
+        throw new KeeperError(
+          'USAGE',
+          `no target file given and ${settings.dbPath} holds no target yet: pass a target file`,
+        );
       }
       await device.keeper.startup();
       const report = await device.keeper.apply(target);
       await device.keeper.idleTick();
-      renderer.emit({ type: 'done', passes: report.passes, stepsRun: report.stepsRun, ms: Date.now() - started });
+      renderer.emit({
+        type: 'done',
+        passes: report.passes,
+        stepsRun: report.stepsRun,
+        ms: Date.now() - started,
+      });
     });
   } finally {
     renderer.finish();
@@ -55,14 +73,22 @@ export async function readTargetFile(path: string): Promise<Target> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new KeeperError('INVALID_TARGET', `${path}: cannot read the target file: ${(error as Error).message}`, { cause: error });
+    throw new KeeperError(
+      'INVALID_TARGET',
+      `${path}: cannot read the target file: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   let value: unknown;
   try {
     value = parseJsonText(text, path);
   } catch (error) {
     if (isKeeperError(error, 'INVALID_TARGET') && /\.ya?ml$/i.test(path)) {
-      throw new KeeperError('INVALID_TARGET', `${error.message} (a target file is JSON; a YAML scenario is replayed with image-keeper run)`, { cause: error });
+      throw new KeeperError(
+        'INVALID_TARGET',
+        `${error.message} (a target file is JSON; a YAML scenario is replayed with image-keeper run)`,
+        { cause: error },
+      );
     }
     throw error;
   }

@@ -16,7 +16,12 @@ import { EXIT } from './exit-codes.js';
  * as a scenario file that `image-keeper run` replays on the fakes. Read-only on the device. The file is
  * loaded back before it is written, so a capture that the lab could not read fails here, not there.
  */
-export async function captureCommand(outPath: string, flags: DeviceFlags, io: CliIo, env: Env = process.env): Promise<number> {
+export async function captureCommand(
+  outPath: string,
+  flags: DeviceFlags,
+  io: CliIo,
+  env: Env = process.env,
+): Promise<number> {
   const settings = resolveDeviceSettings(flags, env);
   for (const warning of settings.warnings) io.err(`image-keeper: warning: ${warning}`);
   const out = resolve(outPath);
@@ -25,20 +30,33 @@ export async function captureCommand(outPath: string, flags: DeviceFlags, io: Cl
     const target = await device.state.readTarget();
     const images = await device.engine.listImages();
     const containers = await device.engine.listContainers();
-    const origin = { host: hostname(), time: new Date().toISOString(), db: settings.dbPath, engine: settings.engineUrl };
+    const origin = {
+      host: hostname(),
+      time: new Date().toISOString(),
+      db: settings.dbPath,
+      engine: settings.engineUrl,
+    };
     return captureScenario({ rows, images, containers, target, origin }, out);
   });
   const text = writeScenario(scenario);
   try {
     loadScenarioText(text, out, dirname(out));
   } catch (error) {
-    throw new KeeperError('INVARIANT_VIOLATED', `the capture does not load back as a scenario (a bug; nothing was written): ${(error as Error).message.split('\n')[0]}`, { cause: error });
+    throw new KeeperError(
+      'INVARIANT_VIOLATED',
+      `the capture does not load back as a scenario (a bug; nothing was written): ${(error as Error).message.split('\n')[0]}`,
+      { cause: error },
+    );
   }
   try {
     await writeFile(out, text);
   } catch (error) {
     const code = (error as { code?: string }).code;
-    throw new KeeperError(code === 'ENOSPC' ? 'DISK_FULL' : 'USAGE', `cannot write ${out}: ${(error as Error).message}`, { cause: error });
+    throw new KeeperError(
+      code === 'ENOSPC' ? 'DISK_FULL' : 'USAGE',
+      `cannot write ${out}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   const { rows, images, containers, target } = scenario.initial;
   io.out(

@@ -13,7 +13,12 @@ export interface DeviceSnapshot {
   readonly containers: readonly Container[];
   readonly target: Target | null;
   /** Where and when it was taken, for the scenario's description. */
-  readonly origin: { readonly host: string; readonly time: string; readonly db: string; readonly engine: string };
+  readonly origin: {
+    readonly host: string;
+    readonly time: string;
+    readonly db: string;
+    readonly engine: string;
+  };
 }
 
 /**
@@ -47,7 +52,13 @@ export function captureScenario(snapshot: DeviceSnapshot, file: string): Compile
         const tagged = parseReference(t);
         return tagged.repository === parsed.repository && tagged.tag !== undefined ? [tagged.tag] : [];
       });
-      add({ repository: parsed.repository, digest: parsed.digest, imageId: image.id, layers: image.layers, tags });
+      add({
+        repository: parsed.repository,
+        digest: parsed.digest,
+        imageId: image.id,
+        layers: image.layers,
+        tags,
+      });
     }
   }
 
@@ -58,15 +69,31 @@ export function captureScenario(snapshot: DeviceSnapshot, file: string): Compile
     if (ref.digest !== undefined) {
       if (registry.has(`${ref.repository}@${ref.digest}`)) continue;
       // Identity by digest: the same manifest under another repository is the same image.
-      const same = snapshot.images.find((i) => i.repoDigests.some((d) => parseReference(d).digest === ref.digest));
-      add(same ? { repository: ref.repository, digest: ref.digest, imageId: same.id, layers: same.layers, tags: [] } : placeholder(ref.repository, ref.digest, []));
+      const same = snapshot.images.find((i) =>
+        i.repoDigests.some((d) => parseReference(d).digest === ref.digest),
+      );
+      add(
+        same
+          ? {
+              repository: ref.repository,
+              digest: ref.digest,
+              imageId: same.id,
+              layers: same.layers,
+              tags: [],
+            }
+          : placeholder(ref.repository, ref.digest, []),
+      );
       continue;
     }
     const tag = ref.tag ?? 'latest';
     if (usedTags.has(`${ref.repository}:${tag}`)) continue;
     const tagged = snapshot.images.find((i) => i.repoTags.includes(`${ref.repository}:${tag}`));
     const digest = sha256(`image-keeper capture: manifest of ${ref.repository}:${tag}`);
-    add(tagged ? { repository: ref.repository, digest, imageId: tagged.id, layers: tagged.layers, tags: [tag] } : placeholder(ref.repository, digest, [tag]));
+    add(
+      tagged
+        ? { repository: ref.repository, digest, imageId: tagged.id, layers: tagged.layers, tags: [tag] }
+        : placeholder(ref.repository, digest, [tag]),
+    );
   }
 
   const { host, time, db, engine } = snapshot.origin;
@@ -88,14 +115,29 @@ export function captureScenario(snapshot: DeviceSnapshot, file: string): Compile
       dependent: [],
     },
     steps: [{ kind: 'restart' }],
-    expect: { present: [], absent: [], noDangling: false, converged: true, alwaysPresent: [], neverRemoved: [] },
+    expect: {
+      present: [],
+      absent: [],
+      noDangling: false,
+      converged: true,
+      alwaysPresent: [],
+      neverRemoved: [],
+    },
     symbols: {},
   };
 }
 
 function placeholder(repository: string, digest: string, tags: readonly string[]): RegistryImage {
-  const layers: Layer[] = [{ digest: sha256(`image-keeper capture: layer of ${repository}@${digest}`), size: 0 }];
-  return { repository, digest, imageId: sha256(`image-keeper capture: config of ${repository}@${digest}`), layers, tags };
+  const layers: Layer[] = [
+    { digest: sha256(`image-keeper capture: layer of ${repository}@${digest}`), size: 0 },
+  ];
+  return {
+    repository,
+    digest,
+    imageId: sha256(`image-keeper capture: config of ${repository}@${digest}`),
+    layers,
+    tags,
+  };
 }
 
 function sha256(text: string): string {

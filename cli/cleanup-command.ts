@@ -20,15 +20,25 @@ const DANGLING = 'dangling: no tag, no digest, no row, no container';
  * target, so it never fetches, switches containers or removes a row the target still needs. With
  * --dry-run the same core code runs over a copy of the rows and an engine that only pretends.
  */
-export async function cleanupCommand(flags: CleanupFlags, io: CliIo, env: Env = process.env): Promise<number> {
+export async function cleanupCommand(
+  flags: CleanupFlags,
+  io: CliIo,
+  env: Env = process.env,
+): Promise<number> {
   const settings = resolveDeviceSettings(flags, env);
   for (const warning of settings.warnings) io.err(`image-keeper: warning: ${warning}`);
   const dry = flags.dryRun === true;
   if (dry && flags.recoverDb === true) {
-    throw new KeeperError('USAGE', '--dry-run changes nothing, and --recover-db would move the state DB aside: use one or the other');
+    throw new KeeperError(
+      'USAGE',
+      '--dry-run changes nothing, and --recover-db would move the state DB aside: use one or the other',
+    );
   }
   await withDevice({ settings, access: dry ? 'read-only' : 'no-create' }, async (device) => {
-    if (device.recovered) io.out(`state DB was corrupt (${device.recovered.reason}); moved to ${device.recovered.movedTo}; starting empty`);
+    if (device.recovered)
+      io.out(
+        `state DB was corrupt (${device.recovered.reason}); moved to ${device.recovered.movedTo}; starting empty`,
+      );
     const target = await device.state.readTarget();
     let startup: StartupCleanupResult;
     let removed: readonly string[];
@@ -48,7 +58,9 @@ export async function cleanupCommand(flags: CleanupFlags, io: CliIo, env: Env = 
       });
       startup = await keeper.startup();
       removed = await keeper.idleTick();
-      skipped = events.find((e): e is Extract<KeeperEvent, { type: 'idle-cleanup' }> => e.type === 'idle-cleanup')?.skipped;
+      skipped = events.find(
+        (e): e is Extract<KeeperEvent, { type: 'idle-cleanup' }> => e.type === 'idle-cleanup',
+      )?.skipped;
     }
     const lines = describeCleanup(startup, removed, skipped, target !== null, dry);
     for (const line of lines) io.out(line);
@@ -66,12 +78,20 @@ export function describeCleanup(
 ): string[] {
   const verb = (done: string, would: string): string => (dry ? `would ${would}` : done);
   const lines = [
-    ...startup.repaired.map((r) => `startup cleanup: ${verb('repaired', 'repair')} row ${r} (its image is on the engine by digest: no download)`),
+    ...startup.repaired.map(
+      (r) =>
+        `startup cleanup: ${verb('repaired', 'repair')} row ${r} (its image is on the engine by digest: no download)`,
+    ),
     ...startup.deleted.map((d) => `startup cleanup: ${verb('deleted', 'delete')} row ${d}`),
     ...idleRemoved.map((id) => `idle cleanup: ${verb('removed', 'remove')} image ${id} (${DANGLING})`),
   ];
-  if (idleSkipped !== undefined) lines.push(`idle cleanup: ${verb('skipped', 'be skipped')} (${idleSkipped}; apply runs them)`);
-  else if (!hasTarget) lines.push('idle cleanup: nothing removed: the device has no target yet, and an unknown target removes nothing');
-  if (lines.length === 0) lines.push(dry ? 'nothing to clean up' : 'nothing to clean up: nothing was changed');
+  if (idleSkipped !== undefined)
+    lines.push(`idle cleanup: ${verb('skipped', 'be skipped')} (${idleSkipped}; apply runs them)`);
+  else if (!hasTarget)
+    lines.push(
+      'idle cleanup: nothing removed: the device has no target yet, and an unknown target removes nothing',
+    );
+  if (lines.length === 0)
+    lines.push(dry ? 'nothing to clean up' : 'nothing to clean up: nothing was changed');
   return lines;
 }

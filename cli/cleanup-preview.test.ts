@@ -16,8 +16,20 @@ const base = layer('base', 100);
 const a1 = image('a1', '127.0.0.1:5000/app/main', [base, layer('a1', 10)]);
 const a2 = image('a2', '127.0.0.1:5000/app/main', [base, layer('a2', 10)]);
 const gone = image('gone', '127.0.0.1:5000/app/old', [base, layer('gone', 10)]);
-const dangling: EngineImage = { id: `sha256:${'d'.repeat(64)}`, repoTags: [], repoDigests: [], layers: [base], size: 100 };
-const operator: EngineImage = { id: `sha256:${'e'.repeat(64)}`, repoTags: ['operator/tool:1'], repoDigests: [], layers: [base], size: 100 };
+const dangling: EngineImage = {
+  id: `sha256:${'d'.repeat(64)}`,
+  repoTags: [],
+  repoDigests: [],
+  layers: [base],
+  size: 100,
+};
+const operator: EngineImage = {
+  id: `sha256:${'e'.repeat(64)}`,
+  repoTags: ['operator/tool:1'],
+  repoDigests: [],
+  layers: [base],
+  size: 100,
+};
 
 function fakeDevice(): { device: Device; engine: FakeEngine; db: MemoryImageDb } {
   const engine = new FakeEngine(new FakeRegistry([a1.registry, a2.registry]), {
@@ -30,7 +42,13 @@ function fakeDevice(): { device: Device; engine: FakeEngine; db: MemoryImageDb }
   const db = new MemoryImageDb({ rows, nextId: 100, target: target(service(a1, 1, 'main', 'c1')) });
   const keeperOver: Device['keeperOver'] = (ports) => new ImageKeeper({ ...ports, clock: REAL_CLOCK });
   const device: Device = {
-    settings: { dbPath: '/db', engineUrl: 'unix:///e.sock', engineFrom: '--engine', recoverDb: false, warnings: [] },
+    settings: {
+      dbPath: '/db',
+      engineUrl: 'unix:///e.sock',
+      engineFrom: '--engine',
+      recoverDb: false,
+      warnings: [],
+    },
     engine,
     state: db,
     dbExisted: true,
@@ -61,16 +79,35 @@ describe('cleanup --dry-run', () => {
 
     const startup = await device.keeper.startup();
     const removed = await device.keeper.idleTick();
-    expect(describeCleanup(startup, removed, undefined, true, false)).toEqual(dry.map((line) => line.replace('would delete', 'deleted').replace('would remove', 'removed')));
-    expect(engine.durableState().images.map((i) => i.id).sort()).toEqual([a1.id, operator.id].sort());
+    expect(describeCleanup(startup, removed, undefined, true, false)).toEqual(
+      dry.map((line) => line.replace('would delete', 'deleted').replace('would remove', 'removed')),
+    );
+    expect(
+      engine
+        .durableState()
+        .images.map((i) => i.id)
+        .sort(),
+    ).toEqual([a1.id, operator.id].sort());
   });
 
   it('says why idle cleanup does not run: other actions pending, or no target yet', () => {
     const none = { repaired: [], deleted: [] };
-    expect(describeCleanup(none, [], 'other image actions are pending', true, true)).toEqual(['idle cleanup: would be skipped (other image actions are pending; apply runs them)']);
-    expect(describeCleanup(none, [], undefined, false, false)).toEqual(['idle cleanup: nothing removed: the device has no target yet, and an unknown target removes nothing']);
+    expect(describeCleanup(none, [], 'other image actions are pending', true, true)).toEqual([
+      'idle cleanup: would be skipped (other image actions are pending; apply runs them)',
+    ]);
+    expect(describeCleanup(none, [], undefined, false, false)).toEqual([
+      'idle cleanup: nothing removed: the device has no target yet, and an unknown target removes nothing',
+    ]);
     expect(describeCleanup(none, [], undefined, true, true)).toEqual(['nothing to clean up']);
-    expect(describeCleanup({ repaired: ['reg/x@sha256:1 -> 0123456789ab'], deleted: [] }, [], undefined, true, false)).toEqual([
+    expect(
+      describeCleanup(
+        { repaired: ['reg/x@sha256:1 -> 0123456789ab'], deleted: [] },
+        [],
+        undefined,
+        true,
+        false,
+      ),
+    ).toEqual([
       'startup cleanup: repaired row reg/x@sha256:1 -> 0123456789ab (its image is on the engine by digest: no download)',
     ]);
   });

@@ -23,14 +23,26 @@ export interface CleanupPreview {
  * and a DryRunEngine over the real engine: nothing on the device changes, and the rules applied are the
  * core's, not a second copy of them.
  */
-export async function previewCleanup(device: Device, rows: readonly ImageRow[], target: Target | null): Promise<CleanupPreview> {
+export async function previewCleanup(
+  device: Device,
+  rows: readonly ImageRow[],
+  target: Target | null,
+): Promise<CleanupPreview> {
   const copy = new MemoryImageDb({ rows, nextId: Math.max(1, ...rows.map((r) => r.id + 1)), target });
   const dry = new DryRunEngine(device.engine);
   const events: KeeperEvent[] = [];
-  const keeper = device.keeperOver({ db: copy, targets: copy, engine: dry, containers: dry, events: { emit: (e) => events.push(e) } });
+  const keeper = device.keeperOver({
+    db: copy,
+    targets: copy,
+    engine: dry,
+    containers: dry,
+    events: { emit: (e) => events.push(e) },
+  });
   const startup = await keeper.startup();
   const plan = await keeper.plan(target, false);
   const idleRemoved = await keeper.idleTick();
-  const skipped = events.find((e): e is Extract<KeeperEvent, { type: 'idle-cleanup' }> => e.type === 'idle-cleanup')?.skipped;
+  const skipped = events.find(
+    (e): e is Extract<KeeperEvent, { type: 'idle-cleanup' }> => e.type === 'idle-cleanup',
+  )?.skipped;
   return { startup, idleRemoved, plan, ...(skipped !== undefined ? { idleSkipped: skipped } : {}) };
 }

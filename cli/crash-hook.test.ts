@@ -15,7 +15,9 @@ describe('IMAGE_KEEPER_CRASH_AT', () => {
   });
 
   it('refuses unknown points and bad occurrences with one line', () => {
-    expect(() => parseCrashSpec('after-lunch')).toThrow(/unknown crash point 'after-lunch'; known: after-row-stored, /);
+    expect(() => parseCrashSpec('after-lunch')).toThrow(
+      /unknown crash point 'after-lunch'; known: after-row-stored, /,
+    );
     expect(() => parseCrashSpec('mid-pull:0')).toThrow(/occurrence must be a positive integer, got '0'/);
     expect(() => parseCrashSpec('mid-pull:x')).toThrow(/occurrence must be a positive integer/);
   });
@@ -25,14 +27,19 @@ describe('IMAGE_KEEPER_CRASH_AT', () => {
     expect(crashHookFrom({ IMAGE_KEEPER_CRASH_AT: 'mid-pull', IMAGE_KEEPER_TEST_HOOKS: 'yes' })).toEqual({
       warning: 'IMAGE_KEEPER_CRASH_AT ignored: it is a test hook and IMAGE_KEEPER_TEST_HOOKS=1 is not set',
     });
-    expect(crashHookFrom({ IMAGE_KEEPER_CRASH_AT: 'mid-pull', IMAGE_KEEPER_TEST_HOOKS: '1' })).toEqual({ spec: { point: 'mid-pull', occurrence: 1 } });
+    expect(crashHookFrom({ IMAGE_KEEPER_CRASH_AT: 'mid-pull', IMAGE_KEEPER_TEST_HOOKS: '1' })).toEqual({
+      spec: { point: 'mid-pull', occurrence: 1 },
+    });
   });
 });
 
 describe('CountingCrashPoints', () => {
   it('crashes at the n-th matching reach of the point, and only then', () => {
     const crashes: string[] = [];
-    const points = new CountingCrashPoints({ point: 'after-row-stored', occurrence: 2, match: 'main' }, (p, n, d) => crashes.push(`${p}#${n} ${d}`));
+    const points = new CountingCrashPoints(
+      { point: 'after-row-stored', occurrence: 2, match: 'main' },
+      (p, n, d) => crashes.push(`${p}#${n} ${d}`),
+    );
     const reach = (p: CrashPoint, d: string): void => points.reach(p, d);
     reach('after-row-stored', 'reg/worker@x');
     reach('after-id-written', 'reg/main@x');

@@ -30,19 +30,29 @@ export function parseCrashSpec(text: string): CrashSpec {
   let occurrence = 1;
   if (occurrenceText !== undefined && occurrenceText !== '') {
     if (!/^[1-9]\d{0,8}$/.test(occurrenceText)) {
-      throw new KeeperError('USAGE', `${CRASH_AT_ENV}: occurrence must be a positive integer, got '${occurrenceText}'`);
+      throw new KeeperError(
+        'USAGE',
+        `${CRASH_AT_ENV}: occurrence must be a positive integer, got '${occurrenceText}'`,
+      );
     }
     occurrence = Number(occurrenceText);
   }
   const match = rest.length > 0 ? rest.join(':') : undefined;
-  return { point: point as CrashPoint, occurrence, ...(match !== undefined && match !== '' ? { match } : {}) };
+  return {
+    point: point as CrashPoint,
+    occurrence,
+    ...(match !== undefined && match !== '' ? { match } : {}),
+  };
 }
 
 /**
  * The crash hook from the environment: honoured only when test hooks are switched on, so a stray
  * variable on a device never kills the keeper. Returns the spec, or a warning to print, or nothing.
  */
-export function crashHookFrom(env: Readonly<Record<string, string | undefined>>): { spec?: CrashSpec; warning?: string } {
+export function crashHookFrom(env: Readonly<Record<string, string | undefined>>): {
+  spec?: CrashSpec;
+  warning?: string;
+} {
   const text = env[CRASH_AT_ENV];
   if (text === undefined || text === '') return {};
   if (env[TEST_HOOKS_ENV] !== '1') {

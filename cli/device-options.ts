@@ -75,8 +75,14 @@ export function resolveDeviceSettings(flags: DeviceFlags, env: Env): DeviceSetti
 /** Adds --db and --engine (and their help) to a device command. */
 export function withDeviceFlags(command: Command): Command {
   return command
-    .option('--db <path>', `state DB file (default: $IMAGE_KEEPER_DB, else ${DEFAULT_DB_PATH}); the lock is <path>.lock`)
-    .option('--engine <url>', 'engine socket, unix:///path/to/docker.sock (default: $DOCKER_HOST; there is no other default)');
+    .option(
+      '--db <path>',
+      `state DB file (default: $IMAGE_KEEPER_DB, else ${DEFAULT_DB_PATH}); the lock is <path>.lock`,
+    )
+    .option(
+      '--engine <url>',
+      'engine socket, unix:///path/to/docker.sock (default: $DOCKER_HOST; there is no other default)',
+    );
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

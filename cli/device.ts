@@ -52,7 +52,12 @@ export interface Device {
    * The core with the same config over other ports: dry runs use a copy of the rows and a DryRunEngine
    * (and no crash points: a pretend cleanup must not cut power).
    */
-  keeperOver(ports: Pick<KeeperDeps, 'db' | 'targets' | 'engine' | 'containers'> & { readonly events?: EventSink; readonly crashPoints?: CrashPoints }): ImageKeeper;
+  keeperOver(
+    ports: Pick<KeeperDeps, 'db' | 'targets' | 'engine' | 'containers'> & {
+      readonly events?: EventSink;
+      readonly crashPoints?: CrashPoints;
+    },
+  ): ImageKeeper;
 }
 
 export const REAL_CLOCK: Clock = {
@@ -68,13 +73,19 @@ export const REAL_CLOCK: Clock = {
  * 128 + the signal (releaseOnSignals). A SIGKILL skips the release: the lock names a dead pid and the
  * next start takes it over.
  */
-export async function withDevice<T>(request: DeviceRequest, work: (device: Device) => Promise<T>): Promise<T> {
+export async function withDevice<T>(
+  request: DeviceRequest,
+  work: (device: Device) => Promise<T>,
+): Promise<T> {
   const { settings } = request;
   const { dbPath } = settings;
   const dir = dirname(dbPath);
   const readOnly = request.access === 'read-only';
   if (readOnly && settings.recoverDb) {
-    throw new KeeperError('USAGE', '--recover-db changes the state DB; a read-only command (or a dry run) cannot take it');
+    throw new KeeperError(
+      'USAGE',
+      '--recover-db changes the state DB; a read-only command (or a dry run) cannot take it',
+    );
   }
   if (!readOnly) {
     try {
@@ -110,17 +121,25 @@ export async function withDevice<T>(request: DeviceRequest, work: (device: Devic
       }
     } catch (error) {
       if (isKeeperError(error, 'DB_CORRUPT')) {
-        throw new KeeperError('DB_CORRUPT', `${error.message}; the file is left as it is (apply or cleanup with --recover-db moves it aside and adopts the engine's images)`, {
-          cause: error,
-          details: error.details,
-        });
+        throw new KeeperError(
+          'DB_CORRUPT',
+          `${error.message}; the file is left as it is (apply or cleanup with --recover-db moves it aside and adopts the engine's images)`,
+          {
+            cause: error,
+            details: error.details,
+          },
+        );
       }
       throw systemError(error, `cannot open the state DB ${dbPath}`);
     }
     const state: ImageDb & TargetStore = sqlDb ?? new MemoryImageDb();
-    const config: Partial<KeeperConfig> = settings.retryBaseMs !== undefined ? { retryBaseMs: settings.retryBaseMs } : {};
-    const crashPoints: CrashPoints = settings.crash ? new CountingCrashPoints(settings.crash, killThisProcess) : NO_CRASH_POINTS;
-    const keeperOver: Device['keeperOver'] = (ports) => new ImageKeeper({ crashPoints: NO_CRASH_POINTS, ...ports, clock: REAL_CLOCK, config });
+    const config: Partial<KeeperConfig> =
+      settings.retryBaseMs !== undefined ? { retryBaseMs: settings.retryBaseMs } : {};
+    const crashPoints: CrashPoints = settings.crash
+      ? new CountingCrashPoints(settings.crash, killThisProcess)
+      : NO_CRASH_POINTS;
+    const keeperOver: Device['keeperOver'] = (ports) =>
+      new ImageKeeper({ crashPoints: NO_CRASH_POINTS, ...ports, clock: REAL_CLOCK, config });
     const device: Device = {
       settings,
       engine,
@@ -128,7 +147,14 @@ export async function withDevice<T>(request: DeviceRequest, work: (device: Devic
       dbExisted,
       recovered,
       crashPoints,
-      keeper: keeperOver({ db: state, targets: state, engine, containers: engine, crashPoints, ...(request.events ? { events: request.events } : {}) }),
+      keeper: keeperOver({
+        db: state,
+        targets: state,
+        engine,
+        containers: engine,
+        crashPoints,
+        ...(request.events ? { events: request.events } : {}),
+      }),
       keeperOver,
     };
     try {
@@ -163,6 +189,7 @@ function systemError(error: unknown, what: string): unknown {
   const syscall = (error as { syscall?: unknown } | null)?.syscall;
   if (typeof code !== 'string' || typeof syscall !== 'string') return error;
   const message = (error as Error).message;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new KeeperError('DISK_FULL', `${what}: no space left on device (${message})`, { cause: error });
+  if (code === 'ENOSPC' || code === 'EDQUOT')
+    return new KeeperError('DISK_FULL', `${what}: no space left on device (${message})`, { cause: error });
   return new KeeperError('DB_ERROR', `${what}: ${message}`, { cause: error });
 }

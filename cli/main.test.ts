@@ -24,7 +24,14 @@ describe('the command line', () => {
     const io = bufferIo();
     await main(['apply', '--help'], io);
     const help = io.lines.join('\n').replace(/\s+/g, ' ');
-    for (const option of ['[target]', '--recover-db', '--pull-timeout <seconds>', '--json', 'without it, the persisted target']) expect(help).toContain(option);
+    for (const option of [
+      '[target]',
+      '--recover-db',
+      '--pull-timeout <seconds>',
+      '--json',
+      'without it, the persisted target',
+    ])
+      expect(help).toContain(option);
     const cleanup = bufferIo();
     await main(['cleanup', '--help'], cleanup);
     expect(cleanup.lines.join('\n')).toContain('--dry-run');
@@ -39,7 +46,9 @@ describe('the command line', () => {
     expect(unknown.errors).toEqual(["image-keeper: USAGE: unknown option '--colour'"]);
     const suggested = bufferIo();
     expect(await main(['sim', '--exhaustiv'], suggested)).toBe(2);
-    expect(suggested.errors).toEqual(["image-keeper: USAGE: unknown option '--exhaustiv' (Did you mean --exhaustive?)"]);
+    expect(suggested.errors).toEqual([
+      "image-keeper: USAGE: unknown option '--exhaustiv' (Did you mean --exhaustive?)",
+    ]);
     const command = bufferIo();
     expect(await main(['sweep'], command)).toBe(2);
     expect(command.errors).toEqual(["image-keeper: USAGE: unknown command 'sweep'"]);
@@ -47,9 +56,13 @@ describe('the command line', () => {
 
   it('an error is one line even when what it quotes holds a newline', async () => {
     const io = bufferIo();
-    expect(await main(['apply', '/nonexistent/a\nb.json', '--engine', 'unix:///nonexistent.sock'], io)).toBe(2);
+    expect(await main(['apply', '/nonexistent/a\nb.json', '--engine', 'unix:///nonexistent.sock'], io)).toBe(
+      2,
+    );
     expect(io.errors).toHaveLength(1);
-    expect(io.errors[0]).toMatch(/^image-keeper: INVALID_TARGET: \/nonexistent\/a b\.json: cannot read the target file: ENOENT/);
+    expect(io.errors[0]).toMatch(
+      /^image-keeper: INVALID_TARGET: \/nonexistent\/a b\.json: cannot read the target file: ENOENT/,
+    );
   });
 
   it('--version prints the package version', async () => {

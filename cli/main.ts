@@ -17,43 +17,75 @@ import { simCommand } from './sim-command.js';
 import type { StatusFlags } from './status-command.js';
 import { statusCommand } from './status-command.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
-const BAD_INPUT: readonly KeeperErrorCode[] = ['INVALID_SCENARIO', 'INVALID_TARGET', 'INVALID_REFERENCE', 'USAGE', 'DB_CORRUPT'];
+const BAD_INPUT: readonly KeeperErrorCode[] = [
+  'INVALID_SCENARIO',
+  'INVALID_TARGET',
+  'INVALID_REFERENCE',
+  'USAGE',
+  'DB_CORRUPT',
+];
 
 /** Maps an error to its exit code; every error is printed as one line naming the problem. */
 export function exitCodeOf(error: unknown): number {
   if (!isKeeperError(error)) return EXIT.FAILED;
   if (BAD_INPUT.includes(error.code)) return EXIT.BAD_INPUT;
   if (error.code === 'DB_LOCKED') return EXIT.LOCKED;
-  if (error.code === 'INVARIANT_VIOLATED' || error.code === 'NOT_CONVERGED' || error.code === 'EXPECTATION_FAILED') return EXIT.FAILED;
+  if (
+    error.code === 'INVARIANT_VIOLATED' ||
+    error.code === 'NOT_CONVERGED' ||
+    error.code === 'EXPECTATION_FAILED'
+  )
+    return EXIT.FAILED;
   return EXIT.ENVIRONMENT;
 }
 
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command('image-keeper')
-    .description('Keeps a device\'s container images: crash-safe pulls, reference counting, both cleanups.')
+    .description("Keeps a device's container images: crash-safe pulls, reference counting, both cleanups.")
     .version(VERSION, '-V, --version', 'print the version')
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.out(s.trimEnd()),
       writeErr: (s) => io.err(s.trimEnd()),
       // Usage errors read like every other error: one line, `image-keeper: USAGE: ...`.
-      outputError: (s) => io.err(`image-keeper: USAGE: ${s.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}`),
+      outputError: (s) =>
+        io.err(
+          `image-keeper: USAGE: ${s
+            .replace(/^error: /, '')
+            .replace(/\s*\n\s*/g, ' ')
+            .trim()}`,
+        ),
     });
 
   withDeviceFlags(program.command('apply'))
-    .description('on a device: startup cleanup, converge the engine\'s images to the target, idle cleanup; exit 0 when converged')
-    .argument('[target]', 'target-state JSON (balena v3/v2 or image-keeper\'s own format); without it, the persisted target (what a restart does)')
-    .option('--recover-db', 'if the state DB is corrupt, move it aside (<db>.corrupt-<time>) and start empty: images on the engine are adopted by digest')
-    .option('--pull-timeout <seconds>', 'cut a pull whose stream stays silent this long (default 300); it is retried')
+    .description(
+      "on a device: startup cleanup, converge the engine's images to the target, idle cleanup; exit 0 when converged",
+    )
+    .argument(
+      '[target]',
+      "target-state JSON (balena v3/v2 or image-keeper's own format); without it, the persisted target (what a restart does)",
+    )
+    .option(
+      '--recover-db',
+      'if the state DB is corrupt, move it aside (<db>.corrupt-<time>) and start empty: images on the engine are adopted by digest',
+    )
+    .option(
+      '--pull-timeout <seconds>',
+      'cut a pull whose stream stays silent this long (default 300); it is retried',
+    )
     .option('--json', 'JSON lines even on a terminal (the default when stdout is not a terminal)')
     .action(async (target: string | undefined, options: ApplyFlags) => {
       setExit(await applyCommand(target, options, io));
     });
 
   withDeviceFlags(program.command('status'))
-    .description('on a device, read-only: rows, engine images and why each is needed, containers, the planner\'s next steps, disk use')
+    .description(
+      "on a device, read-only: rows, engine images and why each is needed, containers, the planner's next steps, disk use",
+    )
     .option('--json', 'one JSON object instead of text')
     .action(async (options: StatusFlags) => {
       setExit(await statusCommand(options, io));
@@ -68,7 +100,9 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     });
 
   withDeviceFlags(program.command('capture'))
-    .description('on a device, read-only: write its rows, engine images, containers and persisted target as a scenario that `run` replays on the fakes')
+    .description(
+      'on a device, read-only: write its rows, engine images, containers and persisted target as a scenario that `run` replays on the fakes',
+    )
     .argument('<out>', 'scenario file to write (YAML)')
     .action(async (out: string, options: DeviceFlags) => {
       setExit(await captureCommand(out, options, io));
@@ -76,7 +110,9 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
 
   program
     .command('run')
-    .description('replay scenario files (or folders of them) on the in-memory fakes and check their expectations')
+    .description(
+      'replay scenario files (or folders of them) on the in-memory fakes and check their expectations',
+    )
     .argument('<paths...>', 'scenario files or folders')
     .option('--mutant <name>', 'test only: run with one deliberately broken behaviour')
     .option('-q, --quiet', 'print traces only for failing scenarios')
@@ -95,13 +131,27 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option('--seed <n>', 'seed of all randomness (default: from the clock, printed)')
     .option('--path <path>', 'replay one counterexample: with the --seed and --runs printed next to it')
     .option('--minutes <m>', 'keep generating random histories for this long')
-    .option('--shard <i/n>', 'take shard i of n, 1-based like vitest (1/2 and 2/2 make the whole): a deterministic split of crash states and history batches')
-    .option('--workers <n>', 'fork n worker processes, one shard each, merged into one report (default: one per core)')
+    .option(
+      '--shard <i/n>',
+      'take shard i of n, 1-based like vitest (1/2 and 2/2 make the whole): a deterministic split of crash states and history batches',
+    )
+    .option(
+      '--workers <n>',
+      'fork n worker processes, one shard each, merged into one report (default: one per core)',
+    )
     .option('--mutant <name>', 'test only: run with one deliberately broken behaviour')
     .option('--save-failures <dir>', 'where failing histories are written as scenario files', 'sim-failures')
-    .option('--db <kind>', "the device's image table: memory (default) or sqljs (cuts also inside DB persistence)")
+    .option(
+      '--db <kind>',
+      "the device's image table: memory (default) or sqljs (cuts also inside DB persistence)",
+    )
     .option('--json', 'print the totals (and the seed) as one JSON line')
-    .addOption(new Option('--worker-report', 'internal: print this shard\'s findings for the parent process').hideHelp())
+    .addOption(
+      new Option(
+        '--worker-report',
+        "internal: print this shard's findings for the parent process",
+      ).hideHelp(),
+    )
     .action(async (paths: string[], options: Record<string, string | boolean>) => {
       setExit(await simCommand(paths, options, io));
     });
@@ -127,7 +177,8 @@ export async function main(argv: readonly string[], io: CliIo = PROCESS_IO): Pro
   return code;
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\/cli\//, '/cli/'));
+const invokedDirectly =
+  process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\/cli\//, '/cli/'));
 if (invokedDirectly) {
   // A reader that went away (`| head`) is not an error of ours.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {

@@ -60,7 +60,8 @@ export class ProgressRenderer implements EventSink {
     }
     const lines = this.textOf(event, now);
     // Progress and step events move bars even when they print no line of their own.
-    const barsMoved = (event.type === 'progress' || event.type === 'step') && (this.bars.size > 0 || this.liveLines > 0);
+    const barsMoved =
+      (event.type === 'progress' || event.type === 'step') && (this.bars.size > 0 || this.liveLines > 0);
     if (lines.length > 0 || barsMoved) this.redraw(lines);
   }
 
@@ -110,7 +111,9 @@ export class ProgressRenderer implements EventSink {
       case 'warning':
         return [`warning: ${event.message}`];
       case 'done':
-        return [`done in ${formatDuration(event.ms / 1000)}: ${event.stepsRun} step(s) in ${event.passes} pass(es)`];
+        return [
+          `done in ${formatDuration(event.ms / 1000)}: ${event.stepsRun} step(s) in ${event.passes} pass(es)`,
+        ];
       case 'startup-cleanup': {
         if (event.repaired.length + event.deleted.length === 0) return [];
         const parts = [
@@ -136,12 +139,16 @@ export class ProgressRenderer implements EventSink {
         const p = bar.progress;
         const secs = (now - bar.started) / 1000;
         const average = secs > 0 ? `, ${formatBytes(p.bytesDone / secs)}/s` : '';
-        return [`✓ ${event.step} (${formatBytes(p.bytesDone)}, ${p.layersDone}/${p.layersTotal} layers in ${formatDuration(secs)}${average})`];
+        return [
+          `✓ ${event.step} (${formatBytes(p.bytesDone)}, ${p.layersDone}/${p.layersTotal} layers in ${formatDuration(secs)}${average})`,
+        ];
       }
       case 'progress':
         return [];
       case 'retry':
-        return [`↻ retry ${event.what} in ${formatDuration(event.delayMs / 1000)} (attempt ${event.attempt}): ${event.error}`];
+        return [
+          `↻ retry ${event.what} in ${formatDuration(event.delayMs / 1000)} (attempt ${event.attempt}): ${event.error}`,
+        ];
       case 'idle-cleanup':
         if (event.skipped !== undefined) return [`idle cleanup: skipped (${event.skipped})`];
         return event.removed.length > 0 ? [`idle cleanup: removed ${event.removed.join(', ')}`] : [];
@@ -202,7 +209,10 @@ export function speedOf(samples: readonly Sample[]): number | undefined {
   return Math.max(0, ((last.bytes - first.bytes) * 1000) / (last.t - first.t));
 }
 
-export function etaSeconds(p: Pick<PullProgress, 'bytesDone' | 'bytesTotal'>, speed: number | undefined): number | undefined {
+export function etaSeconds(
+  p: Pick<PullProgress, 'bytesDone' | 'bytesTotal'>,
+  speed: number | undefined,
+): number | undefined {
   if (speed === undefined || speed <= 0 || p.bytesTotal <= 0) return undefined;
   return Math.max(0, (p.bytesTotal - p.bytesDone) / speed);
 }

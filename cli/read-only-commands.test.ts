@@ -45,11 +45,17 @@ describe('read-only device commands (status, capture, cleanup --dry-run)', () =>
     expect(await main(['status', '--db', db, '--engine', engine], status), status.errors.join('\n')).toBe(0);
     expect(status.lines[0]).toBe(`state DB: ${db} (does not exist yet)`);
     const dry = bufferIo();
-    expect(await main(['cleanup', '--dry-run', '--db', db, '--engine', engine], dry), dry.errors.join('\n')).toBe(0);
+    expect(
+      await main(['cleanup', '--dry-run', '--db', db, '--engine', engine], dry),
+      dry.errors.join('\n'),
+    ).toBe(0);
     expect(dry.lines.join('\n')).toContain('nothing removed');
     const out = join(dir, 'capture.yaml');
     const capture = bufferIo();
-    expect(await main(['capture', out, '--db', db, '--engine', engine], capture), capture.errors.join('\n')).toBe(0);
+    expect(
+      await main(['capture', out, '--db', db, '--engine', engine], capture),
+      capture.errors.join('\n'),
+    ).toBe(0);
     expect(existsSync(out)).toBe(true);
     expect(existsSync(join(dir, 'absent'))).toBe(false);
   });

@@ -36,13 +36,34 @@ describe('sim options', () => {
       [['--seed', '-3'], "--seed wants a whole number, got '-3'"],
       [['--minutes', '0'], "--minutes wants a positive number, got '0'"],
       [['--minutes', 'Infinity'], "--minutes wants a positive number, got 'Infinity'"],
-      [['--shard', '0/2'], "--shard wants i/n with 1 <= i <= n (shards 1/2 and 2/2 make the whole), got '0/2'"],
-      [['--shard', '3/2'], "--shard wants i/n with 1 <= i <= n (shards 1/2 and 2/2 make the whole), got '3/2'"],
-      [['--path', '3:1'], '--path goes with the --seed printed next to it (a path means nothing without its seed)'],
-      [['--path', 'x', '--seed', '1'], "--path wants the path a failure printed (numbers separated by ':'), got 'x'"],
-      [['--seed', '1', '--path', '3:1', '--workers', '2'], '--path replays one history in one process; it does not go with --shard or --workers'],
-      [['--seed', '1', '--path', '3:1', '--minutes', '1'], '--path replays one history; it does not go with --minutes'],
-      [['--shard', '1/2', '--workers', '2'], '--shard runs one part of the work in one process; it does not go with --workers'],
+      [
+        ['--shard', '0/2'],
+        "--shard wants i/n with 1 <= i <= n (shards 1/2 and 2/2 make the whole), got '0/2'",
+      ],
+      [
+        ['--shard', '3/2'],
+        "--shard wants i/n with 1 <= i <= n (shards 1/2 and 2/2 make the whole), got '3/2'",
+      ],
+      [
+        ['--path', '3:1'],
+        '--path goes with the --seed printed next to it (a path means nothing without its seed)',
+      ],
+      [
+        ['--path', 'x', '--seed', '1'],
+        "--path wants the path a failure printed (numbers separated by ':'), got 'x'",
+      ],
+      [
+        ['--seed', '1', '--path', '3:1', '--workers', '2'],
+        '--path replays one history in one process; it does not go with --shard or --workers',
+      ],
+      [
+        ['--seed', '1', '--path', '3:1', '--minutes', '1'],
+        '--path replays one history; it does not go with --minutes',
+      ],
+      [
+        ['--shard', '1/2', '--workers', '2'],
+        '--shard runs one part of the work in one process; it does not go with --workers',
+      ],
       [['--pairs'], '--pairs goes with --exhaustive'],
       [['--db', 'disk'], "--db wants memory or sqljs, got 'disk'"],
     ];
@@ -64,11 +85,17 @@ describe('sim options', () => {
     const file = join(dir, 'a-file');
     writeFileSync(file, 'x');
     const io = bufferIo();
-    expect(await main(['sim', '--runs', '5', '--seed', '1', '--workers', '2', '--save-failures', file], io)).toBe(2);
+    expect(
+      await main(['sim', '--runs', '5', '--seed', '1', '--workers', '2', '--save-failures', file], io),
+    ).toBe(2);
     expect(io.errors).toEqual([`image-keeper: USAGE: --save-failures ${file}: exists and is not a folder`]);
     const below = bufferIo();
-    expect(await main(['sim', '--runs', '5', '--seed', '1', '--save-failures', join(file, 'sub')], below)).toBe(2);
-    expect(below.errors).toEqual([`image-keeper: USAGE: --save-failures ${join(file, 'sub')}: ${file} is not a folder`]);
+    expect(
+      await main(['sim', '--runs', '5', '--seed', '1', '--save-failures', join(file, 'sub')], below),
+    ).toBe(2);
+    expect(below.errors).toEqual([
+      `image-keeper: USAGE: --save-failures ${join(file, 'sub')}: ${file} is not a folder`,
+    ]);
   });
 
   it('--json includes the seed', async () => {

@@ -148,12 +148,14 @@ export function parseSimOptions(paths: readonly string[], options: SimOptions): 
   const persistence = parsePersistence(options.db);
   const seed = options.seed !== undefined ? wholeNumber(options.seed, '--seed', 0) : Date.now() % 2 ** 31;
   const shard = options.shard !== undefined ? parseShard(options.shard) : undefined;
-  const workersGiven = options.workers !== undefined ? wholeNumber(options.workers, '--workers', 1) : undefined;
+  const workersGiven =
+    options.workers !== undefined ? wholeNumber(options.workers, '--workers', 1) : undefined;
   if (workersGiven !== undefined && workersGiven > MAX_WORKERS) {
     throw new KeeperError('USAGE', `--workers wants at most ${MAX_WORKERS}, got '${options.workers}'`);
   }
   const runsGiven = options.runs !== undefined;
-  const runs = options.runs !== undefined ? wholeNumber(options.runs, '--runs', 1) : paths.length > 0 ? 0 : 200;
+  const runs =
+    options.runs !== undefined ? wholeNumber(options.runs, '--runs', 1) : paths.length > 0 ? 0 : 200;
   let minutes: number | undefined;
   if (options.minutes !== undefined) {
     minutes = Number(options.minutes);
@@ -165,15 +167,34 @@ export function parseSimOptions(paths: readonly string[], options: SimOptions): 
   const path = options.path;
   if (path !== undefined) {
     if (!/^\d+(:\d+)*$/.test(path)) {
-      throw new KeeperError('USAGE', `--path wants the path a failure printed (numbers separated by ':'), got '${path}'`);
+      throw new KeeperError(
+        'USAGE',
+        `--path wants the path a failure printed (numbers separated by ':'), got '${path}'`,
+      );
     }
-    if (options.seed === undefined) throw new KeeperError('USAGE', '--path goes with the --seed printed next to it (a path means nothing without its seed)');
-    if (paths.length > 0 || options.exhaustive) throw new KeeperError('USAGE', '--path replays a random history; it does not go with scenarios or --exhaustive');
-    if (minutes !== undefined) throw new KeeperError('USAGE', '--path replays one history; it does not go with --minutes');
-    if (shard !== undefined || (workersGiven ?? 1) > 1) throw new KeeperError('USAGE', '--path replays one history in one process; it does not go with --shard or --workers');
+    if (options.seed === undefined)
+      throw new KeeperError(
+        'USAGE',
+        '--path goes with the --seed printed next to it (a path means nothing without its seed)',
+      );
+    if (paths.length > 0 || options.exhaustive)
+      throw new KeeperError(
+        'USAGE',
+        '--path replays a random history; it does not go with scenarios or --exhaustive',
+      );
+    if (minutes !== undefined)
+      throw new KeeperError('USAGE', '--path replays one history; it does not go with --minutes');
+    if (shard !== undefined || (workersGiven ?? 1) > 1)
+      throw new KeeperError(
+        'USAGE',
+        '--path replays one history in one process; it does not go with --shard or --workers',
+      );
   }
   if (shard !== undefined && (workersGiven ?? 1) > 1) {
-    throw new KeeperError('USAGE', '--shard runs one part of the work in one process; it does not go with --workers');
+    throw new KeeperError(
+      'USAGE',
+      '--shard runs one part of the work in one process; it does not go with --workers',
+    );
   }
   // Every core by default (the simulator is single-threaded JS); a shard or a replay is one process.
   const workers = shard !== undefined || path !== undefined ? 1 : (workersGiven ?? availableParallelism());
@@ -196,7 +217,11 @@ export function parseSimOptions(paths: readonly string[], options: SimOptions): 
 }
 
 /** What this process explores: its share of the crash states of every scenario and of the batches. */
-async function explore(plan: SimPlan, scenarios: readonly CompiledScenario[], shard: SimPlan['shard']): Promise<ShardReport> {
+async function explore(
+  plan: SimPlan,
+  scenarios: readonly CompiledScenario[],
+  shard: SimPlan['shard'],
+): Promise<ShardReport> {
   const scenarioRecords: ScenarioRecord[] = [];
   for (const [index, scenario] of scenarios.entries()) {
     scenarioRecords.push(await exploreScenario(plan, scenario, index, shard));
@@ -251,7 +276,12 @@ async function exploreScenario(
       ...(baselineFailure ? { failedAt: [], failure: scenarioFailure(plan, scenario, baselineFailure) } : {}),
     };
   }
-  const report = await sweep(scenario, { ...common, pairs: plan.pairs, stopOnFailure: true, ...(shard ? { shard } : {}) });
+  const report = await sweep(scenario, {
+    ...common,
+    pairs: plan.pairs,
+    stopOnFailure: true,
+    ...(shard ? { shard } : {}),
+  });
   const first = report.failures[0];
   return {
     index,
@@ -278,7 +308,13 @@ function scenarioFailure(plan: SimPlan, scenario: CompiledScenario, failure: Swe
   };
 }
 
-async function runBatch(plan: SimPlan, batch: number, seed: number, runs: number, deadline: number | undefined): Promise<BatchRecord> {
+async function runBatch(
+  plan: SimPlan,
+  batch: number,
+  seed: number,
+  runs: number,
+  deadline: number | undefined,
+): Promise<BatchRecord> {
   const report = await randomSim({
     seed,
     runs,
@@ -287,13 +323,26 @@ async function runBatch(plan: SimPlan, batch: number, seed: number, runs: number
     ...(plan.path !== undefined ? { path: plan.path } : {}),
     ...(deadline !== undefined ? { timeLimitMs: Math.max(1000, deadline - performance.now()) } : {}),
   });
-  const record = { batch, histories: report.runs, checks: report.checks, cuts: report.cuts, hits: Object.fromEntries(report.hits), cutsAt: Object.fromEntries(report.cutsAt), bandwidth: report.bandwidth };
+  const record = {
+    batch,
+    histories: report.runs,
+    checks: report.checks,
+    cuts: report.cuts,
+    hits: Object.fromEntries(report.hits),
+    cutsAt: Object.fromEntries(report.cutsAt),
+    bandwidth: report.bandwidth,
+  };
   if (!report.failed || !report.counterexample || !report.scenario) return record;
   return { ...record, failure: await saveFailure(plan, seed, runs, report) };
 }
 
 /** Writes the failing history as a scenario file that `run` replays, and says how to replay it. */
-async function saveFailure(plan: SimPlan, seed: number, runs: number, report: RandomSimReport): Promise<FailureRecord> {
+async function saveFailure(
+  plan: SimPlan,
+  seed: number,
+  runs: number,
+  report: RandomSimReport,
+): Promise<FailureRecord> {
   const history = report.counterexample;
   const scenario = report.scenario;
   if (history === undefined || scenario === undefined) throw new Error('saveFailure: no counterexample');
@@ -307,12 +356,19 @@ async function saveFailure(plan: SimPlan, seed: number, runs: number, report: Ra
     await writeFile(file, header + text);
   } catch (error) {
     const code = (error as { code?: string }).code;
-    throw new KeeperError(code === 'ENOSPC' ? 'DISK_FULL' : 'USAGE', `--save-failures: cannot write ${file}: ${(error as Error).message}`, { cause: error });
+    throw new KeeperError(
+      code === 'ENOSPC' ? 'DISK_FULL' : 'USAGE',
+      `--save-failures: cannot write ${file}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   const flags = replayFlags(plan);
   return {
     violations: failures.map((f) => `seed ${seed} path ${report.path ?? ''}: ${f}`),
-    replay: [`./bin/image-keeper run ${file}${flags}`, `./bin/image-keeper sim --seed ${seed} --runs ${runs} --path ${report.path ?? ''}${flags}`],
+    replay: [
+      `./bin/image-keeper run ${file}${flags}`,
+      `./bin/image-keeper sim --seed ${seed} --runs ${runs} --path ${report.path ?? ''}${flags}`,
+    ],
     output: [`counterexample (minimal history): ${JSON.stringify(history)}`, ...(report.trace ?? [])],
   };
 }
@@ -335,26 +391,36 @@ interface MergedRecords {
  */
 function merge(reports: readonly ShardReport[]): MergedRecords {
   const byIndex = new Map<number, ScenarioRecord[]>();
-  for (const report of reports) for (const r of report.scenarios) byIndex.set(r.index, [...(byIndex.get(r.index) ?? []), r]);
+  for (const report of reports)
+    for (const r of report.scenarios) byIndex.set(r.index, [...(byIndex.get(r.index) ?? []), r]);
   const unsettled: number[] = [];
   const scenarios = [...byIndex.entries()]
     .sort(([a], [b]) => a - b)
     .map(([index, records]) => {
-      const failed = records.filter((r) => r.failedAt !== undefined).sort((a, b) => compareCuts(a.failedAt ?? [], b.failedAt ?? []));
+      const failed = records
+        .filter((r) => r.failedAt !== undefined)
+        .sort((a, b) => compareCuts(a.failedAt ?? [], b.failedAt ?? []));
       const first = failed[0];
-      if (records.length > 1 && first !== undefined && (first.failedAt ?? []).length > 0) unsettled.push(index);
+      if (records.length > 1 && first !== undefined && (first.failedAt ?? []).length > 0)
+        unsettled.push(index);
       return {
         index,
         crashStates: sum(records.map((r) => r.crashStates)),
         checks: sum(records.map((r) => r.checks)),
         hits: addHits(records.map((r) => r.hits)),
         cutsAt: addHits(records.map((r) => r.cutsAt)),
-        ...(first?.failedAt !== undefined && first.failure ? { failedAt: first.failedAt, failure: first.failure } : {}),
+        ...(first?.failedAt !== undefined && first.failure
+          ? { failedAt: first.failedAt, failure: first.failure }
+          : {}),
       };
     });
   const batches = reports.flatMap((r) => r.batches).sort((a, b) => a.batch - b.batch);
   const firstFailed = batches.find((b) => b.failure !== undefined)?.batch;
-  return { scenarios, batches: firstFailed === undefined ? batches : batches.filter((b) => b.batch <= firstFailed), unsettled };
+  return {
+    scenarios,
+    batches: firstFailed === undefined ? batches : batches.filter((b) => b.batch <= firstFailed),
+    unsettled,
+  };
 }
 
 /** Sweep order: by first cut, then the run with that cut alone before its pairs. */
@@ -374,7 +440,13 @@ function addHits(all: readonly Record<string, number>[]): Record<string, number>
 }
 
 /** Prints the failures' traces and the report (or the JSON totals); the exit code. */
-function finish(plan: SimPlan, scenarios: readonly CompiledScenario[], records: Pick<MergedRecords, 'scenarios' | 'batches'>, io: CliIo, started: number): number {
+function finish(
+  plan: SimPlan,
+  scenarios: readonly CompiledScenario[],
+  records: Pick<MergedRecords, 'scenarios' | 'batches'>,
+  io: CliIo,
+  started: number,
+): number {
   const totals: SimTotals = {
     seed: plan.seed,
     scenarios: scenarios.length,
@@ -396,7 +468,8 @@ function finish(plan: SimPlan, scenarios: readonly CompiledScenario[], records: 
   // A random run large enough to reach every crash point that misses one fails: the histories no
   // longer exercise part of the protocol (in text and in JSON alike).
   const histories = sum(records.batches.map((b) => b.histories));
-  if (histories >= COVERAGE_MIN_HISTORIES) totals.unreached = CRASH_POINTS.filter((p) => (totals.hits[p] ?? 0) === 0);
+  if (histories >= COVERAGE_MIN_HISTORIES)
+    totals.unreached = CRASH_POINTS.filter((p) => (totals.hits[p] ?? 0) === 0);
   for (const record of [...records.scenarios, ...records.batches]) {
     if (!record.failure) continue;
     totals.violations.push(...record.failure.violations);
@@ -419,7 +492,9 @@ function printReport(totals: SimTotals, workers: number, io: CliIo): number {
   io.out(`invariant checks: ${totals.checks}`);
   if (totals.histories > 0 && totals.bandwidth.missing > 0) {
     const { downloaded, missing } = totals.bandwidth;
-    io.out(`B1 bandwidth: ${downloaded} bytes downloaded for ${missing} bytes of target layers missing at each apply's start (ratio ${(downloaded / missing).toFixed(3)})`);
+    io.out(
+      `B1 bandwidth: ${downloaded} bytes downloaded for ${missing} bytes of target layers missing at each apply's start (ratio ${(downloaded / missing).toFixed(3)})`,
+    );
   }
   io.out(`crash points reached: ${CRASH_POINTS.map((p) => `${p}=${totals.hits[p] ?? 0}`).join(' ')}`);
   io.out(`power cuts at crash points: ${CRASH_POINTS.map((p) => `${p}=${totals.cutsAt[p] ?? 0}`).join(' ')}`);
@@ -434,7 +509,8 @@ function printReport(totals: SimTotals, workers: number, io: CliIo): number {
     io.out('replay with:');
     for (const r of totals.replay) io.out(`  ${r}`);
   }
-  const rate = totals.histories > 0 ? `, ${(totals.histories / Math.max(seconds, 1e-9)).toFixed(0)} histories/s` : '';
+  const rate =
+    totals.histories > 0 ? `, ${(totals.histories / Math.max(seconds, 1e-9)).toFixed(0)} histories/s` : '';
   io.out(`time: ${seconds.toFixed(1)} s on ${workers} worker${workers === 1 ? '' : 's'}${rate}`);
   return totals.violations.length > 0 ? EXIT.FAILED : code;
 }
@@ -444,22 +520,36 @@ function printReport(totals: SimTotals, workers: number, io: CliIo): number {
  * process prints. A scenario whose sweep failed at a cut is swept again here up to its first failure,
  * so its counts too are those of one process (each shard stopped at its own first failure).
  */
-async function runWorkers(plan: SimPlan, scenarios: readonly CompiledScenario[], io: CliIo, started: number): Promise<number> {
+async function runWorkers(
+  plan: SimPlan,
+  scenarios: readonly CompiledScenario[],
+  io: CliIo,
+  started: number,
+): Promise<number> {
   const args = workerArgs(plan);
   const children: ReturnType<typeof fork>[] = [];
   const outcomes = await Promise.all(
     Array.from({ length: plan.workers }, (_, i) => {
       return new Promise<{ report?: ShardReport; stderr: string[]; exit: number | null }>((done) => {
-        const child = fork(process.argv[1] ?? 'cli/main.ts', [...args, '--shard', `${i + 1}/${plan.workers}`], {
-          silent: true,
-          execArgv: process.execArgv,
-        });
+        const child = fork(
+          process.argv[1] ?? 'cli/main.ts',
+          [...args, '--shard', `${i + 1}/${plan.workers}`],
+          {
+            silent: true,
+            execArgv: process.execArgv,
+          },
+        );
         children.push(child);
         let out = '';
         let err = '';
         child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
         child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-        child.on('error', (error) => done({ stderr: [`image-keeper: ERROR: cannot start sim worker ${i + 1}: ${error.message}`], exit: null }));
+        child.on('error', (error) =>
+          done({
+            stderr: [`image-keeper: ERROR: cannot start sim worker ${i + 1}: ${error.message}`],
+            exit: null,
+          }),
+        );
         child.on('exit', (exit) => {
           const stderr = err.split('\n').filter((l) => l.trim() !== '');
           const last = out.trim().split('\n').pop() ?? '';
@@ -470,7 +560,8 @@ async function runWorkers(plan: SimPlan, scenarios: readonly CompiledScenario[],
             report = undefined;
           }
           // One worker failing fails the run: stop the others rather than wait for them.
-          if (report === undefined) for (const other of children) if (other !== child && other.exitCode === null) other.kill();
+          if (report === undefined)
+            for (const other of children) if (other !== child && other.exitCode === null) other.kill();
           done({ ...(report ? { report } : {}), stderr, exit });
         });
       });
@@ -478,7 +569,9 @@ async function runWorkers(plan: SimPlan, scenarios: readonly CompiledScenario[],
   );
   // Warnings each worker printed: once.
   const seen = new Set<string>();
-  const failed = outcomes.find((o) => o.report === undefined && o.stderr.length > 0) ?? outcomes.find((o) => o.report === undefined);
+  const failed =
+    outcomes.find((o) => o.report === undefined && o.stderr.length > 0) ??
+    outcomes.find((o) => o.report === undefined);
   if (failed) throw workerFailure(failed.stderr, failed.exit);
   for (const line of outcomes.flatMap((o) => o.stderr)) {
     if (!seen.has(line)) io.err(line);
@@ -488,7 +581,8 @@ async function runWorkers(plan: SimPlan, scenarios: readonly CompiledScenario[],
   const records = { scenarios: [...merged.scenarios], batches: merged.batches };
   for (const index of merged.unsettled) {
     const scenario = scenarios[index];
-    if (scenario !== undefined) records.scenarios[index] = await exploreScenario(plan, scenario, index, undefined);
+    if (scenario !== undefined)
+      records.scenarios[index] = await exploreScenario(plan, scenario, index, undefined);
   }
   return finish(plan, scenarios, records, io, started);
 }
@@ -498,14 +592,17 @@ function workerArgs(plan: SimPlan): string[] {
   return [
     'sim',
     ...plan.paths,
-    '--seed', String(plan.seed),
+    '--seed',
+    String(plan.seed),
     ...(plan.exhaustive ? ['--exhaustive'] : []),
     ...(plan.pairs ? ['--pairs'] : []),
     ...(plan.runsGiven ? ['--runs', String(plan.runs)] : []),
     ...(plan.minutes !== undefined ? ['--minutes', String(plan.minutes)] : []),
     ...(plan.mutant ? ['--mutant', plan.mutant] : []),
-    '--db', plan.persistence,
-    '--save-failures', plan.saveDir,
+    '--db',
+    plan.persistence,
+    '--save-failures',
+    plan.saveDir,
     '--worker-report',
   ];
 }
@@ -518,7 +615,10 @@ function workerFailure(stderr: readonly string[], exit: number | null): Error {
     return new KeeperError(match[1] as KeeperErrorCode, match[2]);
   }
   const printed = stderr.slice(0, 20).join(' | ');
-  return new KeeperError('INVARIANT_VIOLATED', `a sim worker failed (exit ${exit ?? 'signal'}) without a report${printed ? `: ${printed}` : ''}`);
+  return new KeeperError(
+    'INVARIANT_VIOLATED',
+    `a sim worker failed (exit ${exit ?? 'signal'}) without a report${printed ? `: ${printed}` : ''}`,
+  );
 }
 
 /** The folder for failure files must be one we can create and write, checked before any run. */
@@ -531,15 +631,26 @@ async function checkSaveDir(dir: string): Promise<void> {
     } catch (error) {
       const code = (error as { code?: string }).code;
       if ((code === 'ENOENT' || code === 'ENOTDIR') && dirname(probe) !== probe) continue;
-      throw new KeeperError('USAGE', `--save-failures ${dir}: cannot use ${probe} (${code ?? (error as Error).message})`);
+      throw new KeeperError(
+        'USAGE',
+        `--save-failures ${dir}: cannot use ${probe} (${code ?? (error as Error).message})`,
+      );
     }
     if (!isDirectory) {
-      throw new KeeperError('USAGE', probe === wanted ? `--save-failures ${dir}: exists and is not a folder` : `--save-failures ${dir}: ${probe} is not a folder`);
+      throw new KeeperError(
+        'USAGE',
+        probe === wanted
+          ? `--save-failures ${dir}: exists and is not a folder`
+          : `--save-failures ${dir}: ${probe} is not a folder`,
+      );
     }
     try {
       await access(probe, constants.W_OK | constants.X_OK);
     } catch (error) {
-      throw new KeeperError('USAGE', `--save-failures ${dir}: cannot write in ${probe} (${(error as { code?: string }).code ?? 'no access'})`);
+      throw new KeeperError(
+        'USAGE',
+        `--save-failures ${dir}: cannot write in ${probe} (${(error as { code?: string }).code ?? 'no access'})`,
+      );
     }
     return;
   }
@@ -547,7 +658,8 @@ async function checkSaveDir(dir: string): Promise<void> {
 
 function parseMutant(value: string | undefined): Mutant | undefined {
   if (value === undefined) return undefined;
-  if (!isMutant(value)) throw new KeeperError('USAGE', `unknown mutant '${value}'; known: ${Object.keys(MUTANTS).join(', ')}`);
+  if (!isMutant(value))
+    throw new KeeperError('USAGE', `unknown mutant '${value}'; known: ${Object.keys(MUTANTS).join(', ')}`);
   return value;
 }
 
@@ -562,7 +674,10 @@ function parseShard(value: string): { index: number; count: number } {
   const index = Number(match?.[1]);
   const count = Number(match?.[2]);
   if (!match || count < 1 || index < 1 || index > count) {
-    throw new KeeperError('USAGE', `--shard wants i/n with 1 <= i <= n (shards 1/2 and 2/2 make the whole), got '${value}'`);
+    throw new KeeperError(
+      'USAGE',
+      `--shard wants i/n with 1 <= i <= n (shards 1/2 and 2/2 make the whole), got '${value}'`,
+    );
   }
   return { index: index - 1, count };
 }
@@ -570,7 +685,10 @@ function parseShard(value: string): { index: number; count: number } {
 function wholeNumber(value: string, flag: string, min: number): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
-    throw new KeeperError('USAGE', `${flag} wants a whole number${min > 0 ? ` of at least ${min}` : ''}, got '${value}'`);
+    throw new KeeperError(
+      'USAGE',
+      `${flag} wants a whole number${min > 0 ? ` of at least ${min}` : ''}, got '${value}'`,
+    );
   }
   return n;
 }

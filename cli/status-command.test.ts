@@ -7,8 +7,20 @@ import { buildStatus, renderStatus } from './status-command.js';
 
 const a1 = image('a1', '127.0.0.1:5000/app/main', [layer('a1', 1024 * 1024)]);
 const a2 = image('a2', '127.0.0.1:5000/app/main', [layer('a2', 10)]);
-const operator: EngineImage = { id: `sha256:${'e'.repeat(64)}`, repoTags: ['operator/tool:1'], repoDigests: [], layers: [], size: 2048 };
-const dangling: EngineImage = { id: `sha256:${'d'.repeat(64)}`, repoTags: [], repoDigests: [], layers: [], size: 10 };
+const operator: EngineImage = {
+  id: `sha256:${'e'.repeat(64)}`,
+  repoTags: ['operator/tool:1'],
+  repoDigests: [],
+  layers: [],
+  size: 2048,
+};
+const dangling: EngineImage = {
+  id: `sha256:${'d'.repeat(64)}`,
+  repoTags: [],
+  repoDigests: [],
+  layers: [],
+  size: 10,
+};
 
 describe('status', () => {
   const input = {
@@ -18,7 +30,10 @@ describe('status', () => {
     rows: [row(a1, 7, 'main', 'c1aaaaaaaaaa'), row(a2, 7, 'main', 'c2bbbbbbbbbb', null)],
     target: target(service(a2, 7, 'main', 'c2bbbbbbbbbb')),
     images: [a1.engine, operator, dangling],
-    containers: [container(a1, 7, 'main', 'c1aaaaaaaaaa', true), { id: 'f'.repeat(64), imageId: operator.id, running: false }],
+    containers: [
+      container(a1, 7, 'main', 'c1aaaaaaaaaa', true),
+      { id: 'f'.repeat(64), imageId: operator.id, running: false },
+    ],
     disk: { images: 3 * 1024 * 1024, partial: 0 },
   };
   const needs = new Map<string, Set<NeedReason>>([
@@ -27,7 +42,11 @@ describe('status', () => {
   ]);
   const report = buildStatus(input, {
     startup: { repaired: [], deleted: [`${a2.name} (no image)`] },
-    plan: { steps: [{ kind: 'fetch', image: service(a2, 7, 'main', 'c2bbbbbbbbbb') }], needs, keptRows: new Map() },
+    plan: {
+      steps: [{ kind: 'fetch', image: service(a2, 7, 'main', 'c2bbbbbbbbbb') }],
+      needs,
+      keptRows: new Map(),
+    },
   });
 
   it('marks images managed, foreign or dangling, with why each is needed (running or stopped container)', () => {
@@ -65,7 +84,10 @@ describe('status', () => {
   });
 
   it('says when there is no DB or no target yet', () => {
-    const empty = buildStatus({ ...input, dbExists: false, rows: [], target: null, images: [], containers: [] }, { startup: { repaired: [], deleted: [] }, plan: { steps: [], needs: new Map(), keptRows: new Map() } });
+    const empty = buildStatus(
+      { ...input, dbExists: false, rows: [], target: null, images: [], containers: [] },
+      { startup: { repaired: [], deleted: [] }, plan: { steps: [], needs: new Map(), keptRows: new Map() } },
+    );
     const text = renderStatus(empty);
     expect(text).toContain('state DB: /var/lib/image-keeper/images.sqlite (does not exist yet)');
     expect(text).toContain('target:   none accepted yet (an unknown target removes nothing)');

@@ -57,7 +57,19 @@ export async function statusCommand(flags: StatusFlags, io: CliIo, env: Env = pr
     const containers = await device.engine.listContainers();
     const disk = await device.engine.diskUsage();
     const preview = await previewCleanup(device, rows, target);
-    return buildStatus({ dbPath: settings.dbPath, dbExists: device.dbExisted, engine: settings.engineUrl, rows, target, images, containers, disk }, preview);
+    return buildStatus(
+      {
+        dbPath: settings.dbPath,
+        dbExists: device.dbExisted,
+        engine: settings.engineUrl,
+        rows,
+        target,
+        images,
+        containers,
+        disk,
+      },
+      preview,
+    );
   });
   const lines = flags.json === true ? [JSON.stringify(report)] : renderStatus(report);
   for (const line of lines) io.out(line);
@@ -75,7 +87,10 @@ export interface StatusInput {
   readonly disk: DiskUsage;
 }
 
-export function buildStatus(input: StatusInput, preview: Pick<CleanupPreview, 'startup' | 'plan'>): StatusReport {
+export function buildStatus(
+  input: StatusInput,
+  preview: Pick<CleanupPreview, 'startup' | 'plan'>,
+): StatusReport {
   const managed = new Set(input.rows.flatMap((r) => (r.dockerImageId === null ? [] : [r.dockerImageId])));
   const images = input.images.map((image) => {
     const users = input.containers.filter((c) => c.imageId === image.id);
@@ -84,7 +99,14 @@ export function buildStatus(input: StatusInput, preview: Pick<CleanupPreview, 's
       return users.some((c) => c.running) ? 'running container' : 'stopped container';
     });
     const mark: ImageMark = managed.has(image.id) ? 'managed' : isDangling(image) ? 'dangling' : 'foreign';
-    return { id: image.id, repoTags: image.repoTags, repoDigests: image.repoDigests, size: image.size, mark, needs };
+    return {
+      id: image.id,
+      repoTags: image.repoTags,
+      repoDigests: image.repoDigests,
+      size: image.size,
+      mark,
+      needs,
+    };
   });
   return {
     db: { path: input.dbPath, exists: input.dbExists },
@@ -101,14 +123,20 @@ export function buildStatus(input: StatusInput, preview: Pick<CleanupPreview, 's
 
 export function renderStatus(report: StatusReport): string[] {
   const out: string[] = [];
-  out.push(`state DB: ${report.db.path}${report.db.exists ? ` (${report.rows.length} row(s))` : ' (does not exist yet)'}`);
+  out.push(
+    `state DB: ${report.db.path}${report.db.exists ? ` (${report.rows.length} row(s))` : ' (does not exist yet)'}`,
+  );
   out.push(`engine:   ${report.engine}`);
   const target = report.target;
   if (target === null) out.push('target:   none accepted yet (an unknown target removes nothing)');
   else {
     out.push(`target:   ${target.services.length} service(s), ${target.dependent.length} dependent image(s)`);
-    for (const s of target.services) out.push(`  ${s.appId}/${s.serviceName}@${s.commit.slice(0, 8)} = ${s.name}${s.strategy === 'delete-then-download' ? ' (delete-then-download)' : ''}`);
-    for (const d of target.dependent) out.push(`  dependent ${d.appId}/${d.serviceName}@${d.commit.slice(0, 8)} = ${d.name}`);
+    for (const s of target.services)
+      out.push(
+        `  ${s.appId}/${s.serviceName}@${s.commit.slice(0, 8)} = ${s.name}${s.strategy === 'delete-then-download' ? ' (delete-then-download)' : ''}`,
+      );
+    for (const d of target.dependent)
+      out.push(`  dependent ${d.appId}/${d.serviceName}@${d.commit.slice(0, 8)} = ${d.name}`);
   }
   out.push(`rows:${report.rows.length === 0 ? ' (none)' : ''}`);
   for (const r of report.rows) {
@@ -130,7 +158,9 @@ export function renderStatus(report: StatusReport): string[] {
   }
   out.push(`containers:${report.containers.length === 0 ? ' (none)' : ''}`);
   for (const c of report.containers) {
-    const owner = c.service ? `${c.service.appId}/${c.service.serviceName}@${c.service.commit.slice(0, 8)}${c.service.locked ? ' (locked)' : ''}` : 'foreign';
+    const owner = c.service
+      ? `${c.service.appId}/${c.service.serviceName}@${c.service.commit.slice(0, 8)}${c.service.locked ? ' (locked)' : ''}`
+      : 'foreign';
     out.push(`  ${c.id.slice(0, 12)} ${owner} on ${short(c.imageId)} ${c.running ? 'running' : 'stopped'}`);
   }
   const { repaired, deleted } = report.startupCleanup;
@@ -141,6 +171,8 @@ export function renderStatus(report: StatusReport): string[] {
   }
   out.push(`next steps:${report.nextSteps.length === 0 ? ' none (converged)' : ''}`);
   report.nextSteps.forEach((step, n) => out.push(`  ${n + 1}. ${step}`));
-  out.push(`disk:     images ${formatBytes(report.disk.images)}, partial pulls ${formatBytes(report.disk.partial)}`);
+  out.push(
+    `disk:     images ${formatBytes(report.disk.images)}, partial pulls ${formatBytes(report.disk.partial)}`,
+  );
   return out;
 }

@@ -55,7 +55,11 @@ export function isPowerCut(error: unknown): error is KeeperError {
 }
 
 /** An assertion that stays on in production (TigerBeetle style): a broken invariant stops the process. */
-export function assert(condition: unknown, message: string, details?: Record<string, unknown>): asserts condition {
+export function assert(
+  condition: unknown,
+  message: string,
+  details?: Record<string, unknown>,
+): asserts condition {
   if (!condition) {
     throw new KeeperError('INVARIANT_VIOLATED', `assertion failed: ${message}`, details ? { details } : {});
   }

@@ -114,7 +114,12 @@ export class ImageKeeper {
         } catch (error) {
           if (isPowerCut(error)) throw error;
           const label = describeStep(step);
-          this.ctx.events.emit({ type: 'step', step: label, phase: 'failed', error: (error as Error).message });
+          this.ctx.events.emit({
+            type: 'step',
+            step: label,
+            phase: 'failed',
+            error: (error as Error).message,
+          });
           // Failures of the same step in consecutive passes; a success resets its count.
           const count = (failures.get(label) ?? 0) + 1;
           failures.set(label, count);
@@ -137,13 +142,21 @@ export class ImageKeeper {
     const mutant = this.ctx.config.mutant;
     if (mutant === 'idle-cleanup-during-pull' && this.fetchesInFlight > 0) {
       const rows = await this.ctx.db.listRows();
-      const view = new DeviceView(rows, await this.ctx.engine.listImages(), await this.ctx.engine.listContainers());
+      const view = new DeviceView(
+        rows,
+        await this.ctx.engine.listImages(),
+        await this.ctx.engine.listContainers(),
+      );
       return idleCleanup(this.ctx, cleanupCandidates(view, mutant));
     }
     const [only] = result.steps;
     if (only === undefined) return [];
     if (result.steps.length !== 1 || only.kind !== 'cleanup') {
-      this.ctx.events.emit({ type: 'idle-cleanup', removed: [], skipped: this.fetchesInFlight > 0 ? 'a pull is in flight' : 'other image actions are pending' });
+      this.ctx.events.emit({
+        type: 'idle-cleanup',
+        removed: [],
+        skipped: this.fetchesInFlight > 0 ? 'a pull is in flight' : 'other image actions are pending',
+      });
       return [];
     }
     return idleCleanup(this.ctx, only.imageIds);

@@ -46,19 +46,65 @@ function planningInput(n: number) {
     const digest = sha(`m${i}`);
     const name = `127.0.0.1:5000/fleet/s${i % n}@${digest}`;
     const id = sha(`c${i}`);
-    images.push({ id, repoTags: [], repoDigests: [name], layers: [{ digest: sha(`l${i}`), size: 1000 }], size: 1000 });
-    rows.push({ id: i + 1, name, appId: 1 + (i % 50), serviceId: i % n, serviceName: `s${i % n}`, imageId: i, releaseId: 1, commit: i < n ? 'c2' : `c1-${i}`, dockerImageId: id });
+    images.push({
+      id,
+      repoTags: [],
+      repoDigests: [name],
+      layers: [{ digest: sha(`l${i}`), size: 1000 }],
+      size: 1000,
+    });
+    rows.push({
+      id: i + 1,
+      name,
+      appId: 1 + (i % 50),
+      serviceId: i % n,
+      serviceName: `s${i % n}`,
+      imageId: i,
+      releaseId: 1,
+      commit: i < n ? 'c2' : `c1-${i}`,
+      dockerImageId: id,
+    });
     if (i < n) {
-      services.push({ name, appId: 1 + (i % 50), serviceId: i, serviceName: `s${i}`, imageId: i, releaseId: 1, commit: 'c2', strategy: 'download-then-kill' });
-      containers.push({ id: `k${i}`, imageId: id, running: true, service: { appId: 1 + (i % 50), serviceId: i, serviceName: `s${i}`, commit: 'c2' } });
+      services.push({
+        name,
+        appId: 1 + (i % 50),
+        serviceId: i,
+        serviceName: `s${i}`,
+        imageId: i,
+        releaseId: 1,
+        commit: 'c2',
+        strategy: 'download-then-kill',
+      });
+      containers.push({
+        id: `k${i}`,
+        imageId: id,
+        running: true,
+        service: { appId: 1 + (i % 50), serviceId: i, serviceName: `s${i}`, commit: 'c2' },
+      });
     }
   }
-  return { rows, images, containers, target: { services, dependent: [] }, intermediate: false, dependent: [], deltas: true, systemApps: [], fetchInFlight: false, partialBytes: 0 };
+  return {
+    rows,
+    images,
+    containers,
+    target: { services, dependent: [] },
+    intermediate: false,
+    dependent: [],
+    deltas: true,
+    systemApps: [],
+    fetchInFlight: false,
+    partialBytes: 0,
+  };
 }
 
 async function main(): Promise<void> {
   const base = median([baselineMs(), baselineMs(), baselineMs()]);
-  emit({ bench: 'baseline', what: 'sha256 of 50 MiB', baselineMs: +base.toFixed(2), cores: availableParallelism() });
+  emit({
+    bench: 'baseline',
+    what: 'sha256 of 50 MiB',
+    baselineMs: +base.toFixed(2),
+    cores: availableParallelism(),
+  });
 
   if (want('plan')) {
     let previous: number | undefined;
@@ -79,7 +125,16 @@ async function main(): Promise<void> {
       const ms = median(times);
       const ratio = previous === undefined ? undefined : ms / previous;
       if (ratio !== undefined) growth.push(ratio);
-      emit({ bench: 'plan', targetImages: n, engineImages: n * 5, rows: n * 5, steps, ms: +ms.toFixed(3), ratioToBaseline: +(ms / base).toFixed(4), growthPerTenfold: ratio === undefined ? null : +ratio.toFixed(2) });
+      emit({
+        bench: 'plan',
+        targetImages: n,
+        engineImages: n * 5,
+        rows: n * 5,
+        steps,
+        ms: +ms.toFixed(3),
+        ratioToBaseline: +(ms / base).toFixed(4),
+        growthPerTenfold: ratio === undefined ? null : +ratio.toFixed(2),
+      });
       previous = ms;
     }
     const worst = Math.max(...growth);
@@ -91,7 +146,16 @@ async function main(): Promise<void> {
     await randomSim({ seed: 1, runs: 1500 });
     const report = await randomSim({ seed: 2, runs: 3000 });
     const perSecond = report.runs / (report.ms / 1000);
-    emit({ bench: 'sim-histories', runs: report.runs, ms: +report.ms.toFixed(0), historiesPerSecondPerCore: +perSecond.toFixed(0), portCallsPerHistory: +(report.portCalls / report.runs).toFixed(1), cutsPerHistory: +(report.cuts / report.runs).toFixed(2), aim: 2000, ratioToBaseline: +((report.ms / report.runs) / base).toFixed(5) });
+    emit({
+      bench: 'sim-histories',
+      runs: report.runs,
+      ms: +report.ms.toFixed(0),
+      historiesPerSecondPerCore: +perSecond.toFixed(0),
+      portCallsPerHistory: +(report.portCalls / report.runs).toFixed(1),
+      cutsPerHistory: +(report.cuts / report.runs).toFixed(2),
+      aim: 2000,
+      ratioToBaseline: +(report.ms / report.runs / base).toFixed(5),
+    });
   }
 
   if (want('sweep')) {
@@ -99,13 +163,46 @@ async function main(): Promise<void> {
     const started = performance.now();
     const report = await sweep(scenario, { pairs: true });
     const ms = performance.now() - started;
-    emit({ bench: 'sweep-10-images-one-core', crashStates: report.crashStates, failures: report.failures.length, ms: +ms.toFixed(0), statesPerSecond: +(report.crashStates / (ms / 1000)).toFixed(0), ratioToBaseline: +(ms / base).toFixed(1) });
+    emit({
+      bench: 'sweep-10-images-one-core',
+      crashStates: report.crashStates,
+      failures: report.failures.length,
+      ms: +ms.toFixed(0),
+      statesPerSecond: +(report.crashStates / (ms / 1000)).toFixed(0),
+      ratioToBaseline: +(ms / base).toFixed(1),
+    });
     const workers = availableParallelism();
     const wStarted = performance.now();
-    const out = execFileSync('./bin/image-keeper', ['sim', 'scenarios/sweeps/ten-image-update.yaml', '--exhaustive', '--pairs', '--workers', String(workers), '--seed', '1', '--json'], { encoding: 'utf8' });
+    const out = execFileSync(
+      './bin/image-keeper',
+      [
+        'sim',
+        'scenarios/sweeps/ten-image-update.yaml',
+        '--exhaustive',
+        '--pairs',
+        '--workers',
+        String(workers),
+        '--seed',
+        '1',
+        '--json',
+      ],
+      { encoding: 'utf8' },
+    );
     const wMs = performance.now() - wStarted;
-    const totals = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { crashStates?: number; violations?: unknown[] };
-    emit({ bench: 'sweep-10-images-all-cores', workers, crashStates: totals.crashStates, violations: totals.violations?.length, ms: +wMs.toFixed(0), aimMs: 10_000, ok: wMs < 10_000, ratioToBaseline: +(wMs / base).toFixed(1) });
+    const totals = JSON.parse(out.trim().split('\n').pop() ?? '{}') as {
+      crashStates?: number;
+      violations?: unknown[];
+    };
+    emit({
+      bench: 'sweep-10-images-all-cores',
+      workers,
+      crashStates: totals.crashStates,
+      violations: totals.violations?.length,
+      ms: +wMs.toFixed(0),
+      aimMs: 10_000,
+      ok: wMs < 10_000,
+      ratioToBaseline: +(wMs / base).toFixed(1),
+    });
   }
 }
 

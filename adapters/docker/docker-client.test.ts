@@ -93,7 +93,11 @@ describe('socketClient', () => {
       for (const file of await sourceFiles(join(root, top))) {
         const text = await readFile(file, 'utf8');
         const name = relative(root, file);
-        if (name === join('adapters', 'docker', 'docker-client.ts') || name === join('adapters', 'docker', 'docker-client.test.ts')) continue;
+        if (
+          name === join('adapters', 'docker', 'docker-client.ts') ||
+          name === join('adapters', 'docker', 'docker-client.test.ts')
+        )
+          continue;
         if (/new\s+(Docker|Dockerode)\s*\(|new\s+\w*\.?Modem\s*\(/.test(text)) offenders.push(name);
       }
     }

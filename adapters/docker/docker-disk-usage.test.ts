@@ -37,7 +37,11 @@ describe('DockerEngine.diskUsage', () => {
         response.writeHead(status, { 'content-type': 'application/json' });
         response.end(JSON.stringify(body));
       };
-      if (url.pathname === '/images/json') return send(200, images.map((i) => ({ Id: i.id })));
+      if (url.pathname === '/images/json')
+        return send(
+          200,
+          images.map((i) => ({ Id: i.id })),
+        );
       if (url.pathname === '/system/df') {
         if (dfBusy > 0) {
           dfBusy--;
@@ -48,8 +52,12 @@ describe('DockerEngine.diskUsage', () => {
       const match = /^\/images\/(.+)\/(json|history)$/.exec(url.pathname);
       const image = images.find((i) => i.id === decodeURIComponent(match?.[1] ?? ''));
       if (!match || !image) return send(404, { message: 'no such image' });
-      if (match[2] === 'json') return send(200, { Id: image.id, RootFS: { Type: 'layers', Layers: image.diffIds } });
-      return send(200, image.history.map((size) => ({ Id: '<missing>', Size: size })));
+      if (match[2] === 'json')
+        return send(200, { Id: image.id, RootFS: { Type: 'layers', Layers: image.diffIds } });
+      return send(
+        200,
+        image.history.map((size) => ({ Id: '<missing>', Size: size })),
+      );
     });
     await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   });

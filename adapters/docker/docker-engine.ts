@@ -344,7 +344,9 @@ export class DockerEngine implements Engine, ContainerControl {
    * as the layers; otherwise (a layer of 0 bytes hides among the empty entries) 'unmapped'. An image
    * removed meanwhile has none.
    */
-  private async layerSizesOf(imageId: string): Promise<readonly { chainId: string; size: number }[] | 'unmapped'> {
+  private async layerSizesOf(
+    imageId: string,
+  ): Promise<readonly { chainId: string; size: number }[] | 'unmapped'> {
     const cached = this.layerSizeCache.get(imageId);
     if (cached) return cached;
     const info = await this.inspectRaw(imageId);
@@ -365,7 +367,8 @@ export class DockerEngine implements Engine, ContainerControl {
     const layers: { chainId: string; size: number }[] = [];
     let chainId = '';
     diffIds.forEach((diffId, index) => {
-      chainId = index === 0 ? diffId : `sha256:${createHash('sha256').update(`${chainId} ${diffId}`).digest('hex')}`;
+      chainId =
+        index === 0 ? diffId : `sha256:${createHash('sha256').update(`${chainId} ${diffId}`).digest('hex')}`;
       layers.push({ chainId, size: sizes[index] ?? 0 });
     });
     this.layerSizeCache.set(imageId, layers);
@@ -378,7 +381,10 @@ export class DockerEngine implements Engine, ContainerControl {
       try {
         const df = (await this.docker.df()) as { LayersSize?: number };
         if (typeof df.LayersSize !== 'number') {
-          throw new KeeperError('ENGINE_UNAVAILABLE', `docker engine at ${this.socketPath} reported no LayersSize in /system/df`);
+          throw new KeeperError(
+            'ENGINE_UNAVAILABLE',
+            `docker engine at ${this.socketPath} reported no LayersSize in /system/df`,
+          );
         }
         return df.LayersSize;
       } catch (error) {
@@ -443,7 +449,12 @@ export class DockerEngine implements Engine, ContainerControl {
     const reason = /dependent child images/i.test(message) ? 'child-images' : 'container';
     return new KeeperError('IMAGE_IN_USE', `cannot remove ${what}: ${message.replace(/\s+/g, ' ')} (409)`, {
       cause: error,
-      details: { ref: what, reason, ...(container ? { container } : {}), ...(image ? { imageId: image } : {}) },
+      details: {
+        ref: what,
+        reason,
+        ...(container ? { container } : {}),
+        ...(image ? { imageId: image } : {}),
+      },
     });
   }
 

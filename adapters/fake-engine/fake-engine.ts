@@ -78,12 +78,25 @@ export interface FakeEngineCounters {
  */
 export class FakeEngine implements Engine, ContainerControl {
   readonly supportsDeltas: boolean;
-  readonly counters: FakeEngineCounters = { bytesDownloaded: 0, peakDisk: 0, windowPeakDisk: 0, pulls: 0, deltas: 0, deleted: [], removalAttempts: [] };
+  readonly counters: FakeEngineCounters = {
+    bytesDownloaded: 0,
+    peakDisk: 0,
+    windowPeakDisk: 0,
+    pulls: 0,
+    deltas: 0,
+    deleted: [],
+    removalAttempts: [],
+  };
   private readonly images = new Map<string, StoredImage>();
   private readonly layers = new Map<string, number>();
   private readonly containers = new Map<string, Container>();
   private leakedBytes = 0;
-  private readonly faults: { op: 'pull' | 'delta' | 'remove'; fault: FakeFault; times: number; ref?: string }[] = [];
+  private readonly faults: {
+    op: 'pull' | 'delta' | 'remove';
+    fault: FakeFault;
+    times: number;
+    ref?: string;
+  }[] = [];
   private readonly diskLimit: number | undefined;
   private readonly deltaRatio: number;
   private nextContainer = 1;
@@ -111,7 +124,10 @@ export class FakeEngine implements Engine, ContainerControl {
     return {
       images: [...this.images.values()].map(freeze),
       layers: [...this.layers].map(([digest, size]) => ({ digest, size })),
-      containers: [...this.containers.values()].map((c) => ({ ...c, ...(c.service ? { service: { ...c.service } } : {}) })),
+      containers: [...this.containers.values()].map((c) => ({
+        ...c,
+        ...(c.service ? { service: { ...c.service } } : {}),
+      })),
       leakedBytes: this.leakedBytes,
     };
   }
@@ -170,7 +186,8 @@ export class FakeEngine implements Engine, ContainerControl {
     const c = this.containers.get(id);
     if (!c) throw new KeeperError('USAGE', `no container ${id}`);
     const running = change.running ?? c.running;
-    const service = c.service && change.locked !== undefined ? { ...c.service, locked: change.locked } : c.service;
+    const service =
+      c.service && change.locked !== undefined ? { ...c.service, locked: change.locked } : c.service;
     this.containers.set(id, { id: c.id, imageId: c.imageId, running, ...(service ? { service } : {}) });
   }
 
@@ -212,7 +229,9 @@ export class FakeEngine implements Engine, ContainerControl {
     this.counters.pulls++;
     this.takeFault('pull', ref);
     if (this.brokenLayerStore) {
-      throw new KeeperError('PULL_FAILED', `engine: failed to register layer for ${ref}`, { details: { transient: false } });
+      throw new KeeperError('PULL_FAILED', `engine: failed to register layer for ${ref}`, {
+        details: { transient: false },
+      });
     }
     const manifest = this.registry.resolve(ref);
     const missing = manifest.layers.filter((l) => !this.layers.has(l.digest));
@@ -239,7 +258,10 @@ export class FakeEngine implements Engine, ContainerControl {
     this.takeFault('delta', ref);
     const source = this.images.get(sourceImageId);
     if (!source) {
-      throw new KeeperError('DELTA_SOURCE_MISSING', `delta for ${ref}: source image ${sourceImageId} is gone (404)`);
+      throw new KeeperError(
+        'DELTA_SOURCE_MISSING',
+        `delta for ${ref}: source image ${sourceImageId} is gone (404)`,
+      );
     }
     const manifest = this.registry.resolve(ref);
     const existing = this.images.get(manifest.imageId);
@@ -259,7 +281,10 @@ export class FakeEngine implements Engine, ContainerControl {
       }
       if (!this.images.has(sourceImageId)) {
         this.deleteImage(workId);
-        throw new KeeperError('DELTA_SOURCE_MISSING', `delta for ${ref}: source image ${sourceImageId} vanished mid-delta`);
+        throw new KeeperError(
+          'DELTA_SOURCE_MISSING',
+          `delta for ${ref}: source image ${sourceImageId} vanished mid-delta`,
+        );
       }
       this.reserve(layer.size, ref);
       this.counters.bytesDownloaded += bytes;
@@ -353,14 +378,21 @@ export class FakeEngine implements Engine, ContainerControl {
   }
 
   async start(service: TargetService, dockerImageId: string): Promise<Container> {
-    assert(this.images.has(dockerImageId), 'a container starts only on an image the engine has', { dockerImageId });
+    assert(this.images.has(dockerImageId), 'a container starts only on an image the engine has', {
+      dockerImageId,
+    });
     let id = `${service.serviceName}_${service.appId}_${this.nextContainer++}`;
     while (this.containers.has(id)) id = `${service.serviceName}_${service.appId}_${this.nextContainer++}`;
     const container: Container = {
       id,
       imageId: dockerImageId,
       running: true,
-      service: { appId: service.appId, serviceId: service.serviceId, serviceName: service.serviceName, commit: service.commit },
+      service: {
+        appId: service.appId,
+        serviceId: service.serviceId,
+        serviceName: service.serviceName,
+        commit: service.commit,
+      },
     };
     this.containers.set(id, container);
     return container;
@@ -384,7 +416,13 @@ export class FakeEngine implements Engine, ContainerControl {
     const tagRef = parsed.digest === undefined ? `${parsed.repository}:${parsed.tag ?? 'latest'}` : undefined;
     let image = this.images.get(manifest.imageId);
     if (!image) {
-      image = { id: manifest.imageId, repoTags: [], repoDigests: [], layers: [...manifest.layers], size: sum(manifest.layers.map((l) => l.size)) };
+      image = {
+        id: manifest.imageId,
+        repoTags: [],
+        repoDigests: [],
+        layers: [...manifest.layers],
+        size: sum(manifest.layers.map((l) => l.size)),
+      };
       this.images.set(image.id, image);
     }
     changed(image);
@@ -414,9 +452,13 @@ export class FakeEngine implements Engine, ContainerControl {
   private refuseIfUsed(imageId: string): void {
     const user = [...this.containers.values()].find((c) => c.imageId === imageId);
     if (user) {
-      throw new KeeperError('IMAGE_IN_USE', `conflict: image ${imageId.slice(7, 19)} is being used by container ${user.id} (409)`, {
-        details: { imageId, container: user.id },
-      });
+      throw new KeeperError(
+        'IMAGE_IN_USE',
+        `conflict: image ${imageId.slice(7, 19)} is being used by container ${user.id} (409)`,
+        {
+          details: { imageId, container: user.id },
+        },
+      );
     }
   }
 
@@ -435,7 +477,9 @@ export class FakeEngine implements Engine, ContainerControl {
   }
 
   private takeFault(op: 'pull' | 'delta' | 'remove', ref: string): void {
-    const fault = this.faults.find((f) => f.op === op && f.times > 0 && (f.ref === undefined || ref.includes(f.ref)));
+    const fault = this.faults.find(
+      (f) => f.op === op && f.times > 0 && (f.ref === undefined || ref.includes(f.ref)),
+    );
     if (!fault) return;
     fault.times--;
     throw faultError(fault.fault, ref);
@@ -445,17 +489,29 @@ export class FakeEngine implements Engine, ContainerControl {
 function faultError(fault: FakeFault, ref: string): KeeperError {
   switch (fault) {
     case 'registry-500':
-      return new KeeperError('REGISTRY_ERROR', `registry: 500 Internal Server Error for ${ref}`, { details: { status: 500 } });
+      return new KeeperError('REGISTRY_ERROR', `registry: 500 Internal Server Error for ${ref}`, {
+        details: { status: 500 },
+      });
     case 'registry-404':
-      return new KeeperError('REGISTRY_ERROR', `registry: manifest unknown for ${ref} (404)`, { details: { status: 404, transient: false } });
+      return new KeeperError('REGISTRY_ERROR', `registry: manifest unknown for ${ref} (404)`, {
+        details: { status: 404, transient: false },
+      });
     case 'registry-401':
-      return new KeeperError('REGISTRY_ERROR', `registry: 401 Unauthorized for ${ref}`, { details: { status: 401, transient: false } });
+      return new KeeperError('REGISTRY_ERROR', `registry: 401 Unauthorized for ${ref}`, {
+        details: { status: 401, transient: false },
+      });
     case 'timeout':
-      return new KeeperError('REGISTRY_ERROR', `registry: timeout pulling ${ref}`, { details: { status: 'timeout' } });
+      return new KeeperError('REGISTRY_ERROR', `registry: timeout pulling ${ref}`, {
+        details: { status: 'timeout' },
+      });
     case 'disk-full':
-      return new KeeperError('DISK_FULL', `engine: no space left on device while pulling ${ref}`, { details: { transient: false } });
+      return new KeeperError('DISK_FULL', `engine: no space left on device while pulling ${ref}`, {
+        details: { transient: false },
+      });
     case 'register-layer':
-      return new KeeperError('PULL_FAILED', `engine: failed to register layer for ${ref}`, { details: { transient: false } });
+      return new KeeperError('PULL_FAILED', `engine: failed to register layer for ${ref}`, {
+        details: { transient: false },
+      });
     case 'source-missing':
       return new KeeperError('DELTA_FAILED', `delta for ${ref}: could not apply delta (source mismatch)`);
   }
@@ -466,7 +522,9 @@ function isSingleReference(refs: readonly string[]): boolean {
   if (refs.length <= 1) return refs.length === 1;
   const tags = refs.filter((r) => digestOf(r) === undefined);
   if (tags.length > 1) return false;
-  const digestRepositories = new Set(refs.filter((r) => digestOf(r) !== undefined).map((r) => repositoryOf(r)));
+  const digestRepositories = new Set(
+    refs.filter((r) => digestOf(r) !== undefined).map((r) => repositoryOf(r)),
+  );
   const single = tags[0] ?? refs[0]!;
   return digestRepositories.size === 1 && digestRepositories.has(repositoryOf(single));
 }

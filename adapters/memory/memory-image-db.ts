@@ -39,7 +39,11 @@ export class MemoryImageDb implements ImageDb, TargetStore {
     state: MemoryDbState = EMPTY_MEMORY_DB_STATE,
     options: { readonly commitHook?: CommitHook } = {},
   ) {
-    const copy = { rows: state.rows.map((r) => Object.freeze({ ...r })), nextId: state.nextId, target: state.target };
+    const copy = {
+      rows: state.rows.map((r) => Object.freeze({ ...r })),
+      nextId: state.nextId,
+      target: state.target,
+    };
     this.rows = [...copy.rows].sort((a, b) => a.id - b.id);
     this.nextId = Math.max(copy.nextId, ...this.rows.map((r) => r.id + 1));
     this.target = copy.target;
@@ -133,13 +137,23 @@ export class MemoryImageDb implements ImageDb, TargetStore {
 }
 
 function copyImage(i: TargetImage): TargetImage {
-  return { name: i.name, appId: i.appId, serviceId: i.serviceId, serviceName: i.serviceName, imageId: i.imageId, releaseId: i.releaseId, commit: i.commit };
+  return {
+    name: i.name,
+    appId: i.appId,
+    serviceId: i.serviceId,
+    serviceName: i.serviceName,
+    imageId: i.imageId,
+    releaseId: i.releaseId,
+    commit: i.commit,
+  };
 }
 
 /** A private, frozen copy of a target: read on every pass, never written. */
 function copyTarget(target: Target): Target {
   return Object.freeze({
-    services: Object.freeze(target.services.map((s) => Object.freeze({ ...copyImage(s), strategy: s.strategy }))),
+    services: Object.freeze(
+      target.services.map((s) => Object.freeze({ ...copyImage(s), strategy: s.strategy })),
+    ),
     dependent: Object.freeze(target.dependent.map((d) => Object.freeze(copyImage(d)))),
   });
 }

@@ -139,7 +139,9 @@ describe('acquireLock', () => {
     const exited = new Promise<number | null>((resolve) => child.once('close', (status) => resolve(status)));
     child.kill(signal);
     expect(await exited).toBe(code);
-    expect(stderr).toBe(`image-keeper: stopped by ${signal}; ${path} released, the state is kept (run again to continue)\n`);
+    expect(stderr).toBe(
+      `image-keeper: stopped by ${signal}; ${path} released, the state is kept (run again to continue)\n`,
+    );
     await expect(readFile(path, 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });
     await rm(script);
   });

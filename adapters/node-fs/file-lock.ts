@@ -20,12 +20,17 @@ export interface FileLock {
  * cut like a power cut would cut it, which the protocol is built for (the state DB commits atomically).
  * Returns the function that removes the handlers (call it before releasing normally).
  */
-export function releaseOnSignals(lock: FileLock, say: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): () => void {
+export function releaseOnSignals(
+  lock: FileLock,
+  say: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): () => void {
   const onSignal = (signal: NodeJS.Signals): void => {
     try {
       lock.releaseSync();
     } finally {
-      say(`image-keeper: stopped by ${signal}; ${lock.path} released, the state is kept (run again to continue)`);
+      say(
+        `image-keeper: stopped by ${signal}; ${lock.path} released, the state is kept (run again to continue)`,
+      );
       process.exit(128 + (constants.signals[signal] ?? 0));
     }
   };

@@ -7,8 +7,18 @@ export type NeedReason = 'container' | 'target' | 'delta-source' | 'dependent' |
 
 /** The planner's output: what to do next, in order. An empty plan is the fixed point. */
 export type PlanStep =
-  | { readonly kind: 'save'; readonly image: TargetImage; readonly dockerImageId: string; readonly rowId?: number }
-  | { readonly kind: 'fetch'; readonly image: TargetImage; readonly deltaSource?: DeltaSource; readonly rowId?: number }
+  | {
+      readonly kind: 'save';
+      readonly image: TargetImage;
+      readonly dockerImageId: string;
+      readonly rowId?: number;
+    }
+  | {
+      readonly kind: 'fetch';
+      readonly image: TargetImage;
+      readonly deltaSource?: DeltaSource;
+      readonly rowId?: number;
+    }
   | { readonly kind: 'remove'; readonly row: ImageRow; readonly reason: string }
   | { readonly kind: 'kill'; readonly container: Container; readonly reason: string }
   | { readonly kind: 'start'; readonly service: TargetService; readonly dockerImageId: string }

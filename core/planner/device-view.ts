@@ -66,7 +66,8 @@ export class DeviceView {
   get containersByApp(): ReadonlyMap<number, readonly Container[]> {
     if (!this.appIndex) {
       this.appIndex = new Map();
-      for (const container of this.containers) if (container.service) push(this.appIndex, container.service.appId, container);
+      for (const container of this.containers)
+        if (container.service) push(this.appIndex, container.service.appId, container);
     }
     return this.appIndex;
   }
@@ -75,7 +76,8 @@ export class DeviceView {
   get lockedApps(): ReadonlySet<number> {
     if (!this.lockIndex) {
       this.lockIndex = new Set();
-      for (const container of this.containers) if (container.service?.locked === true) this.lockIndex.add(container.service.appId);
+      for (const container of this.containers)
+        if (container.service?.locked === true) this.lockIndex.add(container.service.appId);
     }
     return this.lockIndex;
   }
@@ -116,7 +118,8 @@ export class DeviceView {
   /** The available row standing for this target image, if any (the newest when duplicates exist). */
   availableRowFor(image: TargetImage, key = rowKey(image)): ImageRow | undefined {
     let best: ImageRow | undefined;
-    for (const r of this.rowsByKey.get(key) ?? []) if (this.isAvailable(r) && (best === undefined || r.id > best.id)) best = r;
+    for (const r of this.rowsByKey.get(key) ?? [])
+      if (this.isAvailable(r) && (best === undefined || r.id > best.id)) best = r;
     return best;
   }
 
@@ -124,14 +127,16 @@ export class DeviceView {
   staleRowFor(image: TargetImage, key = rowKey(image)): ImageRow | undefined {
     let best: ImageRow | undefined;
     for (const r of this.rowsByKey.get(key) ?? []) {
-      if (r.dockerImageId !== null && !this.isAvailable(r) && (best === undefined || r.id > best.id)) best = r;
+      if (r.dockerImageId !== null && !this.isAvailable(r) && (best === undefined || r.id > best.id))
+        best = r;
     }
     return best;
   }
 
   pendingRowFor(image: TargetImage, key = rowKey(image)): ImageRow | undefined {
     let best: ImageRow | undefined;
-    for (const r of this.rowsByKey.get(key) ?? []) if (r.dockerImageId === null && (best === undefined || r.id > best.id)) best = r;
+    for (const r of this.rowsByKey.get(key) ?? [])
+      if (r.dockerImageId === null && (best === undefined || r.id > best.id)) best = r;
     return best;
   }
 

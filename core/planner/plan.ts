@@ -87,7 +87,8 @@ export function plan(input: PlanInput): Plan {
   const targetImages: { image: TargetImage; strategy: TargetService['strategy']; reason: NeedReason }[] = [];
   if (target) {
     for (const s of target.services) targetImages.push({ image: s, strategy: s.strategy, reason: 'target' });
-    for (const d of target.dependent) targetImages.push({ image: d, strategy: 'download-then-kill', reason: 'dependent' });
+    for (const d of target.dependent)
+      targetImages.push({ image: d, strategy: 'download-then-kill', reason: 'dependent' });
   }
   for (const { image, strategy, reason } of targetImages) {
     const key = keyOf.get(image) ?? rowKey(image);
@@ -105,11 +106,18 @@ export function plan(input: PlanInput): Plan {
     if (pending) keep(keptRows, pending, reason);
     const present =
       view.engineImageFor(image.name, mutant === 'ignore-digest') ??
-      (mutant === 'save-by-repository' ? view.images.find((i) => i.repoDigests.some((r) => repositoryOf(r) === repositoryOf(image.name))) : undefined);
+      (mutant === 'save-by-repository'
+        ? view.images.find((i) => i.repoDigests.some((r) => repositoryOf(r) === repositoryOf(image.name)))
+        : undefined);
     if (present) {
       need(needs, present.id, reason);
       savedFor.add(`${present.id}|${image.appId}/${image.serviceId}/${image.commit}`);
-      saves.push({ kind: 'save', image, dockerImageId: present.id, ...(pending ? { rowId: pending.id } : {}) });
+      saves.push({
+        kind: 'save',
+        image,
+        dockerImageId: present.id,
+        ...(pending ? { rowId: pending.id } : {}),
+      });
     } else {
       toFetch.push({ image, strategy, ...(pending ? { pendingRowId: pending.id } : {}) });
     }
@@ -123,7 +131,15 @@ export function plan(input: PlanInput): Plan {
     if (!service || !image || containerRows[i]) return;
     const name = image.repoDigests[0] ?? image.repoTags[0];
     if (name === undefined) return;
-    const adopted: TargetImage = { name, appId: service.appId, serviceId: service.serviceId, serviceName: service.serviceName, imageId: 0, releaseId: 0, commit: service.commit };
+    const adopted: TargetImage = {
+      name,
+      appId: service.appId,
+      serviceId: service.serviceId,
+      serviceName: service.serviceName,
+      imageId: 0,
+      releaseId: 0,
+      commit: service.commit,
+    };
     const covered = savedFor.has(`${image.id}|${service.appId}/${service.serviceId}/${service.commit}`);
     const adoptedKey = rowKey(adopted);
     if (covered || seen.has(adoptedKey)) return;
@@ -135,13 +151,18 @@ export function plan(input: PlanInput): Plan {
   const deferred = new Set<string>();
   if (target) {
     for (const service of target.services) {
-      if (service.strategy !== 'delete-then-download' || satisfied.has(keyOf.get(service) ?? rowKey(service))) continue;
+      if (service.strategy !== 'delete-then-download' || satisfied.has(keyOf.get(service) ?? rowKey(service)))
+        continue;
       const old = view.managedContainersOf(service.appId, service.serviceId);
       if (old.length === 0) continue;
       if (mutant !== 'fetch-before-delete') deferred.add(keyOf.get(service) ?? rowKey(service));
       if (view.lockedApps.has(service.appId)) continue;
       for (const container of old) {
-        freeingKills.push({ kind: 'kill', container, reason: 'delete-then-download: the old image goes before the new one comes' });
+        freeingKills.push({
+          kind: 'kill',
+          container,
+          reason: 'delete-then-download: the old image goes before the new one comes',
+        });
       }
     }
   }
@@ -153,7 +174,9 @@ export function plan(input: PlanInput): Plan {
   // An image a deferred delete-then-download service wants waits for it, also for the other services
   // wanting it: one fetch serves them all, after the old image has gone.
   const waiting = new Set<string>();
-  if (deferred.size > 0) for (const f of toFetch) if (deferred.has(keyOf.get(f.image) ?? rowKey(f.image))) waiting.add(identityOf(f.image));
+  if (deferred.size > 0)
+    for (const f of toFetch)
+      if (deferred.has(keyOf.get(f.image) ?? rowKey(f.image))) waiting.add(identityOf(f.image));
   for (const f of toFetch) {
     const identity = identityOf(f.image);
     if (waiting.has(identity)) continue;
@@ -166,11 +189,17 @@ export function plan(input: PlanInput): Plan {
       if (deltaSource && mutant !== 'drop-delta-source') {
         need(needs, deltaSource.dockerImageId, 'delta-source');
         for (const row of view.rowsByDockerId.get(deltaSource.dockerImageId) ?? []) {
-          if (row.appId === f.image.appId && row.serviceId === f.image.serviceId) keep(keptRows, row, 'delta-source');
+          if (row.appId === f.image.appId && row.serviceId === f.image.serviceId)
+            keep(keptRows, row, 'delta-source');
         }
       }
     }
-    fetches.push({ kind: 'fetch', image: f.image, ...(deltaSource ? { deltaSource } : {}), ...(f.pendingRowId !== undefined ? { rowId: f.pendingRowId } : {}) });
+    fetches.push({
+      kind: 'fetch',
+      image: f.image,
+      ...(deltaSource ? { deltaSource } : {}),
+      ...(f.pendingRowId !== undefined ? { rowId: f.pendingRowId } : {}),
+    });
   }
 
   // Rule 3b: switch an app's services only once all of its target images are ready.
@@ -190,13 +219,15 @@ export function plan(input: PlanInput): Plan {
     }
     const replacedByDeleteThenDownload = new Set<string>();
     for (const s of target?.services ?? []) {
-      if (s.strategy === 'delete-then-download' && !satisfied.has(keyOf.get(s) ?? rowKey(s))) replacedByDeleteThenDownload.add(`${s.appId}/${s.serviceId}`);
+      if (s.strategy === 'delete-then-download' && !satisfied.has(keyOf.get(s) ?? rowKey(s)))
+        replacedByDeleteThenDownload.add(`${s.appId}/${s.serviceId}`);
     }
     for (const row of input.rows) {
       if (keptRows.has(row.id) || input.systemApps.includes(row.appId)) continue;
       const step: PlanStep = { kind: 'remove', row, reason: removalReason(view, row) };
       const dropsSource = row.dockerImageId !== null && droppedSources.has(row.dockerImageId);
-      if (replacedByDeleteThenDownload.has(`${row.appId}/${row.serviceId}`) || dropsSource) freeingRemovals.push(step);
+      if (replacedByDeleteThenDownload.has(`${row.appId}/${row.serviceId}`) || dropsSource)
+        freeingRemovals.push(step);
       else removals.push(step);
     }
   }
@@ -206,10 +237,15 @@ export function plan(input: PlanInput): Plan {
   // unneeded image may share layers (or, under another digest, its very ID) with an image still to come.
   const holdRemovals = freeingKills.length > 0 && mutant !== 'fetch-before-delete';
   const steps = saves;
-  for (const part of [freeingRemovals, freeingKills, fetches, holdRemovals ? [] : removals, switches]) for (const step of part) steps.push(step);
+  for (const part of [freeingRemovals, freeingKills, fetches, holdRemovals ? [] : removals, switches])
+    for (const step of part) steps.push(step);
 
   // Rule 4: idle cleanup, only on a pass with nothing else to do.
-  if (steps.length === 0 && removalsAllowed && (!input.fetchInFlight || mutant === 'idle-cleanup-during-pull')) {
+  if (
+    steps.length === 0 &&
+    removalsAllowed &&
+    (!input.fetchInFlight || mutant === 'idle-cleanup-during-pull')
+  ) {
     const dangling = cleanupCandidates(view, mutant);
     if (dangling.length > 0 || input.partialBytes > 0) steps.push({ kind: 'cleanup', imageIds: dangling });
   }
@@ -256,26 +292,34 @@ function rowOfContainer(view: DeviceView, container: Container): ImageRow | unde
 }
 
 /** Only the same app's same service's current image: never another service's (balena #1729). */
-function deltaSourceFor(view: DeviceView, image: TargetImage, mutant: Mutant | undefined): DeltaSource | undefined {
-  const current = view.managedContainersOf(image.appId, image.serviceId).filter((c) =>
-    view.imagesById.has(c.imageId),
-  );
+function deltaSourceFor(
+  view: DeviceView,
+  image: TargetImage,
+  mutant: Mutant | undefined,
+): DeltaSource | undefined {
+  const current = view
+    .managedContainersOf(image.appId, image.serviceId)
+    .filter((c) => view.imagesById.has(c.imageId));
   const running = current.find((c) => c.running) ?? current[0];
   if (running) {
-    const row = newest((view.rowsByDockerId.get(running.imageId) ?? []).filter((r) => r.appId === image.appId));
+    const row = newest(
+      (view.rowsByDockerId.get(running.imageId) ?? []).filter((r) => r.appId === image.appId),
+    );
     const engineImage = view.imagesById.get(running.imageId);
     const name = row?.name ?? engineImage?.repoDigests[0] ?? engineImage?.repoTags[0] ?? running.imageId;
     return { dockerImageId: running.imageId, name };
   }
-  const sameService = newest(
-    view.availableByService.get(`${image.appId}/${image.serviceId}`) ?? [],
-  );
+  const sameService = newest(view.availableByService.get(`${image.appId}/${image.serviceId}`) ?? []);
   const source =
     sameService ??
     (mutant === 'delta-from-other-service'
       ? newest(view.availableByApp.get(image.appId) ?? [])
       : mutant === 'delta-from-other-app'
-        ? newest(view.rows.filter((r) => r.serviceName === image.serviceName && r.appId !== image.appId && view.isAvailable(r)))
+        ? newest(
+            view.rows.filter(
+              (r) => r.serviceName === image.serviceName && r.appId !== image.appId && view.isAvailable(r),
+            ),
+          )
         : undefined);
   return source?.dockerImageId ? { dockerImageId: source.dockerImageId, name: source.name } : undefined;
 }
@@ -308,7 +352,8 @@ function planSwitches(
       }
       const stale = current.some((c) => c.imageId !== imageId || c.service?.commit !== service.commit);
       if (!stale || locked) continue;
-      for (const container of current) out.push({ kind: 'kill', container, reason: 'switching to the target image' });
+      for (const container of current)
+        out.push({ kind: 'kill', container, reason: 'switching to the target image' });
       out.push({ kind: 'start', service, dockerImageId: imageId });
     }
     if (locked) continue;
@@ -321,7 +366,8 @@ function planSwitches(
   }
   for (const [appId, containers] of view.containersByApp) {
     if (servicesByApp.has(appId) || view.lockedApps.has(appId)) continue;
-    for (const container of containers) out.push({ kind: 'kill', container, reason: 'app dropped from the target' });
+    for (const container of containers)
+      out.push({ kind: 'kill', container, reason: 'app dropped from the target' });
   }
 }
 

@@ -86,7 +86,13 @@ async function pullWithRetry(ctx: KeeperContext, ref: string): Promise<EngineIma
     } catch (error) {
       if (isPowerCut(error) || !isTransient(error) || attempt > ctx.config.pullRetries) throw error;
       const delayMs = ctx.config.retryBaseMs * 2 ** (attempt - 1);
-      ctx.events.emit({ type: 'retry', what: `pull ${ref}`, attempt, delayMs, error: (error as Error).message });
+      ctx.events.emit({
+        type: 'retry',
+        what: `pull ${ref}`,
+        attempt,
+        delayMs,
+        error: (error as Error).message,
+      });
       await ctx.clock.sleep(delayMs);
     }
   }
@@ -96,16 +102,29 @@ async function pullWithRetry(ctx: KeeperContext, ref: string): Promise<EngineIma
  * A delta whose source vanished falls back to a regular pull at once; a delta that fails to apply is
  * retried `deltaRetries` times first (balena #1631, PR #2396). Layer sharing still saves bandwidth.
  */
-async function pullDeltaOrFallBack(ctx: KeeperContext, image: TargetImage, source: DeltaSource): Promise<EngineImage> {
+async function pullDeltaOrFallBack(
+  ctx: KeeperContext,
+  image: TargetImage,
+  source: DeltaSource,
+): Promise<EngineImage> {
   for (let attempt = 1; attempt <= ctx.config.deltaRetries; attempt++) {
     try {
       return await ctx.engine.pullDelta(image.name, source.dockerImageId, progressTo(ctx, 'mid-delta'));
     } catch (error) {
       if (isPowerCut(error)) throw error;
-      if (!isKeeperError(error) || !['DELTA_FAILED', 'DELTA_SOURCE_MISSING', 'DELTAS_UNSUPPORTED'].includes(error.code)) {
+      if (
+        !isKeeperError(error) ||
+        !['DELTA_FAILED', 'DELTA_SOURCE_MISSING', 'DELTAS_UNSUPPORTED'].includes(error.code)
+      ) {
         throw error;
       }
-      ctx.events.emit({ type: 'retry', what: `delta ${image.name}`, attempt, delayMs: 0, error: error.message });
+      ctx.events.emit({
+        type: 'retry',
+        what: `delta ${image.name}`,
+        attempt,
+        delayMs: 0,
+        error: error.message,
+      });
       if (error.code !== 'DELTA_FAILED') break;
     }
   }

@@ -81,7 +81,11 @@ export async function removeRow(ctx: KeeperContext, row: ImageRow): Promise<void
  * single reference is refused with 409). So a reference is removed only while the image keeps one in
  * another repository; anything else stays, harmlessly, until the image itself goes.
  */
-async function untagKeepingImage(ctx: KeeperContext, image: EngineImage, own: readonly string[]): Promise<void> {
+async function untagKeepingImage(
+  ctx: KeeperContext,
+  image: EngineImage,
+  own: readonly string[],
+): Promise<void> {
   let tags = [...image.repoTags];
   let digests = [...image.repoDigests];
   for (const ref of own) {

@@ -188,7 +188,6 @@ export function sameImage(a: ReferenceLike, b: ReferenceLike): boolean {
   return left.normalized === right.normalized;
 }
 
-
 function toReference(ref: ReferenceLike): ImageReference {
   return typeof ref === 'string' ? parseReference(ref) : ref;
 }

@@ -307,27 +307,42 @@ describe('malformed balena input', () => {
       `t.json: app id 1701 appears twice (["${DEVICE}"].apps.${APP} and ["${DEVICE}"].apps.${OTHER}); each app needs its own id (at ["${DEVICE}"].apps.${OTHER}.id)`,
     );
     const twoServices = v3({
-      [APP]: fleetApp(1, C1, { main: service(11, `reg.local/a@${DIGEST}`), side: service(11, `reg.local/b@${DIGEST}`) }),
+      [APP]: fleetApp(1, C1, {
+        main: service(11, `reg.local/a@${DIGEST}`),
+        side: service(11, `reg.local/b@${DIGEST}`),
+      }),
     });
     expect(rejection(twoServices).message).toBe(
       `t.json: serviceId 11 appears twice in app 1 (services 'main' and 'side'); each service needs its own id (at ["${DEVICE}"].apps.${APP}.releases["${C1}"].services.side.id)`,
     );
     // Another device may run the same app: its images are dependent, not a duplicate.
-    const attached = { ...v3({ [APP]: fleetApp(1, C1, { main: service(11, `reg.local/a@${DIGEST}`) }) }), ...v3({ [APP]: fleetApp(1, C1, { main: service(11, `reg.local/a@${DIGEST}`) }) }, 'c'.repeat(32)) };
+    const attached = {
+      ...v3({ [APP]: fleetApp(1, C1, { main: service(11, `reg.local/a@${DIGEST}`) }) }),
+      ...v3({ [APP]: fleetApp(1, C1, { main: service(11, `reg.local/a@${DIGEST}`) }) }, 'c'.repeat(32)),
+    };
     expect(parseBalenaTarget(attached, { deviceUuid: DEVICE }).target.dependent).toHaveLength(1);
   });
 
   it('rejects duplicate app and service ids in v2 too', () => {
-    const app = (appId: number, services: Record<string, unknown>) => ({ appId, commit: 'c1', releaseId: 1, services });
+    const app = (appId: number, services: Record<string, unknown>) => ({
+      appId,
+      commit: 'c1',
+      releaseId: 1,
+      services,
+    });
     const svc = (serviceName: string) => ({ serviceName, image: `reg.local/m@${DIGEST}`, imageId: 3 });
-    expect(rejection({ local: { apps: { '1': app(5, { '2': svc('m') }), '7': app(5, { '3': svc('n') }) } } }).message).toBe(
+    expect(
+      rejection({ local: { apps: { '1': app(5, { '2': svc('m') }), '7': app(5, { '3': svc('n') }) } } })
+        .message,
+    ).toBe(
       't.json: app id 5 appears twice (local.apps["1"] and local.apps["7"]); each app needs its own id (at local.apps["7"].appId)',
     );
     expect(rejection({ local: { apps: { '1': app(1, { '2': svc('m'), '3': svc('m') }) } } }).message).toBe(
       `t.json: service 'm' appears twice in app 1 (at local.apps["1"].services["3"].serviceName)`,
     );
     expect(
-      rejection({ local: { apps: { '1': app(1, { '2': svc('m'), '3': { ...svc('n'), serviceId: 2 } }) } } }).message,
+      rejection({ local: { apps: { '1': app(1, { '2': svc('m'), '3': { ...svc('n'), serviceId: 2 } }) } } })
+        .message,
     ).toBe(
       `t.json: serviceId 2 appears twice in app 1 (services 'm' and 'n'); each service needs its own id (at local.apps["1"].services["3"].serviceId)`,
     );

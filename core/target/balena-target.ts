@@ -185,7 +185,8 @@ class Parser {
     }
     const commit = commits[0];
     if (commit === undefined) return [];
-    if (commit === '') throw invalidTarget(this.label, [...path, 'releases'], 'a release commit must not be empty');
+    if (commit === '')
+      throw invalidTarget(this.label, [...path, 'releases'], 'a release commit must not be empty');
     const releasePath = [...path, 'releases', commit];
     const release = this.check(v3Release, app.releases?.[commit], releasePath);
     const services: TargetService[] = [];
@@ -228,7 +229,11 @@ class Parser {
         const service = this.check(v2Service, rawService, servicePath);
         const serviceId = service.serviceId ?? this.keyId(serviceKey, servicePath, 'service');
         const duplicate = ids.service(appId, serviceId, service.serviceName, false);
-        const where = duplicate?.startsWith('service ') ? 'serviceName' : service.serviceId === undefined ? undefined : 'serviceId';
+        const where = duplicate?.startsWith('service ')
+          ? 'serviceName'
+          : service.serviceId === undefined
+            ? undefined
+            : 'serviceId';
         this.unique(duplicate, where === undefined ? servicePath : [...servicePath, where]);
         services.push({
           name: this.reference(service.image, [...servicePath, 'image']),

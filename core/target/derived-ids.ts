@@ -50,7 +50,13 @@ export function findServiceIdCollision(
  */
 export function targetImageOf(
   name: string,
-  spec: { readonly app: number; readonly service: string; readonly commit: string; readonly imageId?: number | undefined; readonly releaseId?: number | undefined },
+  spec: {
+    readonly app: number;
+    readonly service: string;
+    readonly commit: string;
+    readonly imageId?: number | undefined;
+    readonly releaseId?: number | undefined;
+  },
   serviceId: number,
 ): TargetImage {
   return {

@@ -93,7 +93,8 @@ class Scanner {
     }
     for (;;) {
       this.skip();
-      if (this.text[this.i] !== '"') throw this.fail(`expected a double-quoted key, found ${this.describe()}`);
+      if (this.text[this.i] !== '"')
+        throw this.fail(`expected a double-quoted key, found ${this.describe()}`);
       this.string();
       this.skip();
       if (this.text[this.i] !== ':') throw this.fail(`expected ':' after the key, found ${this.describe()}`);
@@ -146,7 +147,8 @@ class Scanner {
       if (c === '\\') {
         const e = this.text[this.i + 1];
         if (e === 'u') {
-          if (!/^[0-9a-fA-F]{4}$/.test(this.text.slice(this.i + 2, this.i + 6))) throw this.fail('bad \\u escape');
+          if (!/^[0-9a-fA-F]{4}$/.test(this.text.slice(this.i + 2, this.i + 6)))
+            throw this.fail('bad \\u escape');
           this.i += 6;
           continue;
         }
@@ -159,7 +161,9 @@ class Scanner {
   }
 
   private number(): void {
-    const match = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(this.text.slice(this.i, this.i + 400));
+    const match = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(
+      this.text.slice(this.i, this.i + 400),
+    );
     if (!match || match[0] === '-') throw this.fail(`expected a number, found ${this.describe()}`);
     this.i += match[0].length;
   }

@@ -137,7 +137,9 @@ describe('parseTargetJson, own format', () => {
         ],
       }),
     ).toBe("x.json: service 'm' appears twice in app 1 (at apps[0].services[1].name)");
-    expect(message({ apps: [{ id: 1, commit: '' }] })).toBe('x.json: commit must not be empty (at apps[0].commit)');
+    expect(message({ apps: [{ id: 1, commit: '' }] })).toBe(
+      'x.json: commit must not be empty (at apps[0].commit)',
+    );
     expect(message({ apps: 'all' })).toBe('x.json: invalid input: expected array, received string (at apps)');
     expect(
       message({

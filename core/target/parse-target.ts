@@ -4,7 +4,13 @@ import { isKeeperError } from '../errors.js';
 import type { Target, TargetImage, TargetService } from '../model/target.js';
 import { normalizeReference } from '../reference/image-reference.js';
 import { isBalenaTarget, parseBalenaTarget } from './balena-target.js';
-import { deriveImageId, deriveReleaseId, deriveServiceId, findServiceIdCollision, targetImageOf } from './derived-ids.js';
+import {
+  deriveImageId,
+  deriveReleaseId,
+  deriveServiceId,
+  findServiceIdCollision,
+  targetImageOf,
+} from './derived-ids.js';
 import { formatJsonPath, invalidTarget, targetSchemaError, type JsonPath } from './json-path.js';
 import { TargetIds } from './unique-ids.js';
 import { commitSchema } from './commit-schema.js';

@@ -12,7 +12,8 @@ export class TargetIds {
   /** Why this app is a duplicate, or undefined. `where` names the app in the message (`apps[0]`). */
   app(id: number, where: string): string | undefined {
     const first = this.apps.get(id);
-    if (first !== undefined) return `app id ${id} appears twice (${first} and ${where}); each app needs its own id`;
+    if (first !== undefined)
+      return `app id ${id} appears twice (${first} and ${where}); each app needs its own id`;
     this.apps.set(id, where);
     return undefined;
   }

@@ -51,14 +51,22 @@ export class FakeDevice {
 
   private constructor(
     readonly scenario: CompiledScenario,
-    options: { readonly mutant?: Mutant | undefined; readonly onEvent?: ((event: KeeperEvent) => void) | undefined },
+    options: {
+      readonly mutant?: Mutant | undefined;
+      readonly onEvent?: ((event: KeeperEvent) => void) | undefined;
+    },
     db: SimDb,
     fs: FakeFileSystem | undefined,
   ) {
     this.registry = new FakeRegistry(scenario.registry);
     this.engine = new FakeEngine(
       this.registry,
-      { images: scenario.initial.images, layers: scenario.initial.partialLayers, containers: scenario.initial.containers, leakedBytes: 0 },
+      {
+        images: scenario.initial.images,
+        layers: scenario.initial.partialLayers,
+        containers: scenario.initial.containers,
+        leakedBytes: 0,
+      },
       {
         supportsDeltas: scenario.config.engineDeltas,
         ...(scenario.config.diskLimit !== undefined ? { diskLimit: scenario.config.diskLimit } : {}),
@@ -78,7 +86,11 @@ export class FakeDevice {
 
   static async create(
     scenario: CompiledScenario,
-    options: { readonly mutant?: Mutant | undefined; readonly onEvent?: ((event: KeeperEvent) => void) | undefined; readonly persistence?: Persistence } = {},
+    options: {
+      readonly mutant?: Mutant | undefined;
+      readonly onEvent?: ((event: KeeperEvent) => void) | undefined;
+      readonly persistence?: Persistence;
+    } = {},
   ): Promise<FakeDevice> {
     if ((options.persistence ?? 'memory') === 'memory') {
       const nextId = Math.max(1, ...scenario.initial.rows.map((r) => r.id + 1));

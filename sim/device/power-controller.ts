@@ -198,7 +198,14 @@ function powerCutError(message: string, where: string): KeeperError {
  * invariant checker can look at. Properties pass through untouched.
  */
 /** Port methods that only read: they change nothing durable (see PowerController.distinctSteps). */
-const READS = new Set(['listRows', 'readTarget', 'listImages', 'inspectImage', 'listContainers', 'diskUsage']);
+const READS = new Set([
+  'listRows',
+  'readTarget',
+  'listImages',
+  'inspectImage',
+  'listContainers',
+  'diskUsage',
+]);
 
 export function instrument<T extends object>(port: T, name: string, power: PowerController): T {
   // One wrapper per method, made on first use: the hot path allocates no closures.

@@ -80,7 +80,11 @@ export async function sweep(scenario: CompiledScenario, options: SweepOptions): 
     checks += result.checks;
     add(hits, result.hits);
     add(cutsAt, result.cutsAt);
-    if (!result.ok) failures.push({ cutAtCalls: cuts, result: await runScenario(scenario, { ...cut, cutAtCalls: cuts, trace: true }) });
+    if (!result.ok)
+      failures.push({
+        cutAtCalls: cuts,
+        result: await runScenario(scenario, { ...cut, cutAtCalls: cuts, trace: true }),
+      });
     return result;
   };
   // The baseline belongs to the first shard only, so shards add up to the whole.
@@ -105,5 +109,15 @@ export async function sweep(scenario: CompiledScenario, options: SweepOptions): 
       if (mine()) await visit([k, second]);
     }
   }
-  return { scenario: scenario.name, baselineCalls: singles.length, baselineSteps: baseline.cuttableSteps, crashStates, positions, failures, checks, hits, cutsAt };
+  return {
+    scenario: scenario.name,
+    baselineCalls: singles.length,
+    baselineSteps: baseline.cuttableSteps,
+    crashStates,
+    positions,
+    failures,
+    checks,
+    hits,
+    cutsAt,
+  };
 }

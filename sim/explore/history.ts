@@ -20,7 +20,11 @@ export interface History {
 export type HistoryEvent =
   | {
       readonly kind: 'apply';
-      readonly services: readonly { readonly slot: Slot; readonly image: string; readonly strategy: UpdateStrategy }[];
+      readonly services: readonly {
+        readonly slot: Slot;
+        readonly image: string;
+        readonly strategy: UpdateStrategy;
+      }[];
       readonly dependent: readonly string[];
       readonly intermediate?: boolean;
     }
@@ -30,7 +34,11 @@ export type HistoryEvent =
   | { readonly kind: 'restart' }
   | { readonly kind: 'container'; readonly action: 'stop' | 'start' | 'remove'; readonly service: string }
   | { readonly kind: 'dependent'; readonly images: readonly string[] }
-  | { readonly kind: 'fault'; readonly error: 'registry-500' | 'timeout' | 'registry-404'; readonly times: number }
+  | {
+      readonly kind: 'fault';
+      readonly error: 'registry-500' | 'timeout' | 'registry-404';
+      readonly times: number;
+    }
   | { readonly kind: 'lose-image'; readonly image: string };
 
 /**
@@ -45,21 +53,36 @@ export const SLOTS = [
 ] as const;
 export type Slot = 0 | 1 | 2 | 3;
 
-const strategyArb = fc.constantFrom<UpdateStrategy>('download-then-kill', 'download-then-kill', 'delete-then-download');
+const strategyArb = fc.constantFrom<UpdateStrategy>(
+  'download-then-kill',
+  'download-then-kill',
+  'delete-then-download',
+);
 
 const applyArb: fc.Arbitrary<HistoryEvent> = fc
   .record({
     picks: fc.tuple(
-      fc.option(fc.record({ image: fc.constantFrom(...SLOTS[0].images), strategy: strategyArb }), { nil: undefined }),
-      fc.option(fc.record({ image: fc.constantFrom(...SLOTS[1].images), strategy: strategyArb }), { nil: undefined }),
-      fc.option(fc.record({ image: fc.constantFrom(...SLOTS[2].images), strategy: strategyArb }), { nil: undefined }),
-      fc.option(fc.record({ image: fc.constantFrom(...SLOTS[3].images), strategy: strategyArb }), { nil: undefined, freq: 2 }),
+      fc.option(fc.record({ image: fc.constantFrom(...SLOTS[0].images), strategy: strategyArb }), {
+        nil: undefined,
+      }),
+      fc.option(fc.record({ image: fc.constantFrom(...SLOTS[1].images), strategy: strategyArb }), {
+        nil: undefined,
+      }),
+      fc.option(fc.record({ image: fc.constantFrom(...SLOTS[2].images), strategy: strategyArb }), {
+        nil: undefined,
+      }),
+      fc.option(fc.record({ image: fc.constantFrom(...SLOTS[3].images), strategy: strategyArb }), {
+        nil: undefined,
+        freq: 2,
+      }),
     ),
     dependent: fc.subarray(['dep1', 'dep2']),
   })
   .map(({ picks, dependent }) => ({
     kind: 'apply' as const,
-    services: picks.flatMap((p, slot) => (p ? [{ slot: slot as Slot, image: p.image, strategy: p.strategy }] : [])),
+    services: picks.flatMap((p, slot) =>
+      p ? [{ slot: slot as Slot, image: p.image, strategy: p.strategy }] : [],
+    ),
     dependent,
   }));
 
@@ -76,7 +99,13 @@ const eventArb: fc.Arbitrary<HistoryEvent> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.constant({ kind: 'idle' as const }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('idle-during-pull' as const), afterLayers: fc.integer({ min: 1, max: 2 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('idle-during-pull' as const),
+      afterLayers: fc.integer({ min: 1, max: 2 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: 'restart' as const }) },
   {
     weight: 1,
@@ -86,7 +115,10 @@ const eventArb: fc.Arbitrary<HistoryEvent> = fc.oneof(
       service: fc.constantFrom('main', 'side', 'worker'),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('dependent' as const), images: fc.subarray(['dep1', 'dep2']) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('dependent' as const), images: fc.subarray(['dep1', 'dep2']) }),
+  },
   {
     weight: 1,
     arbitrary: fc.record({
@@ -95,7 +127,13 @@ const eventArb: fc.Arbitrary<HistoryEvent> = fc.oneof(
       times: fc.integer({ min: 1, max: 5 }),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('lose-image' as const), image: fc.constantFrom('main1', 'main2', 'worker1', 'dep1') }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('lose-image' as const),
+      image: fc.constantFrom('main1', 'main2', 'worker1', 'dep1'),
+    }),
+  },
 );
 
 export const historyArb: fc.Arbitrary<History> = fc.record({
@@ -108,13 +146,30 @@ export const historyArb: fc.Arbitrary<History> = fc.record({
 function serviceOf(slot: Slot, image: string, commit: string, strategy: UpdateStrategy): TargetService {
   const s = SLOTS[slot];
   const i = universeImage(image);
-  return { name: i.name, appId: s.appId, serviceId: s.serviceId, serviceName: s.serviceName, imageId: 0, releaseId: 0, commit, strategy };
+  return {
+    name: i.name,
+    appId: s.appId,
+    serviceId: s.serviceId,
+    serviceName: s.serviceName,
+    imageId: 0,
+    releaseId: 0,
+    commit,
+    strategy,
+  };
 }
 
 function targetOf(event: Extract<HistoryEvent, { kind: 'apply' }>, commit: string): Target {
   return {
     services: event.services.map((p) => serviceOf(p.slot, p.image, commit, p.strategy)),
-    dependent: event.dependent.map((d) => ({ name: universeImage(d).name, appId: 9, serviceId: 91, serviceName: 'sensor', imageId: 0, releaseId: 0, commit })),
+    dependent: event.dependent.map((d) => ({
+      name: universeImage(d).name,
+      appId: 9,
+      serviceId: 91,
+      serviceName: 'sensor',
+      imageId: 0,
+      releaseId: 0,
+      commit,
+    })),
   };
 }
 
@@ -131,24 +186,52 @@ export function compileHistory(history: History, name = 'random history'): Compi
   // Images image-keeper never managed: an old supervisor image pulled by digest only, an operator's
   // tagged tool, and the running supervisor. They must survive everything.
   const foreign = [universeImage('sv-old'), universeImage('tool')];
-  const images = [engineImageOf(universeImage('sv-old')), { ...engineImageOf(universeImage('tool')), repoDigests: [], repoTags: ['127.0.0.1:5000/ops/tool:debug'] }, engineImageOf(universeImage('sv-new'))];
+  const images = [
+    engineImageOf(universeImage('sv-old')),
+    { ...engineImageOf(universeImage('tool')), repoDigests: [], repoTags: ['127.0.0.1:5000/ops/tool:debug'] },
+    engineImageOf(universeImage('sv-new')),
+  ];
   containers.push({ id: 'supervisor', imageId: universeImage('sv-new').id, running: true });
   void foreign;
   if (history.initial !== 'empty') {
     // What an interrupted v2 delta leaves: an untagged half-built image that idle cleanup must remove.
     const leftover = universeImage('worker2');
-    images.push({ id: DELTA_LEFTOVER_ID, repoTags: [], repoDigests: [], layers: leftover.layers.slice(1), size: leftover.layers[1]?.size ?? 0 });
+    images.push({
+      id: DELTA_LEFTOVER_ID,
+      repoTags: [],
+      repoDigests: [],
+      layers: leftover.layers.slice(1),
+      size: leftover.layers[1]?.size ?? 0,
+    });
     const m = universeImage('main1');
     const w = universeImage('worker1');
     images.push(engineImageOf(m), engineImageOf(w));
     const installed: Target = {
-      services: [serviceOf(0, 'main1', 'c0', 'download-then-kill'), serviceOf(2, 'worker1', 'c0', 'download-then-kill')],
+      services: [
+        serviceOf(0, 'main1', 'c0', 'download-then-kill'),
+        serviceOf(2, 'worker1', 'c0', 'download-then-kill'),
+      ],
       dependent: [],
     };
     if (history.initial === 'installed') target = installed;
     installed.services.forEach((s, i) => {
-      rows.push({ id: i + 1, name: s.name, appId: s.appId, serviceId: s.serviceId, serviceName: s.serviceName, imageId: 0, releaseId: 0, commit: 'c0', dockerImageId: i === 0 ? m.id : w.id });
-      containers.push({ id: `${s.serviceName}_c0`, imageId: i === 0 ? m.id : w.id, running: true, service: { appId: s.appId, serviceId: s.serviceId, serviceName: s.serviceName, commit: 'c0' } });
+      rows.push({
+        id: i + 1,
+        name: s.name,
+        appId: s.appId,
+        serviceId: s.serviceId,
+        serviceName: s.serviceName,
+        imageId: 0,
+        releaseId: 0,
+        commit: 'c0',
+        dockerImageId: i === 0 ? m.id : w.id,
+      });
+      containers.push({
+        id: `${s.serviceName}_c0`,
+        imageId: i === 0 ? m.id : w.id,
+        running: true,
+        service: { appId: s.appId, serviceId: s.serviceId, serviceName: s.serviceName, commit: 'c0' },
+      });
     });
   }
   const steps: ScenarioStep[] = [];
@@ -156,7 +239,11 @@ export function compileHistory(history: History, name = 'random history'): Compi
   for (const event of history.events) {
     switch (event.kind) {
       case 'apply':
-        steps.push({ kind: 'apply', target: targetOf(event, `c${++commit}`), intermediate: event.intermediate ?? false });
+        steps.push({
+          kind: 'apply',
+          target: targetOf(event, `c${++commit}`),
+          intermediate: event.intermediate ?? false,
+        });
         break;
       case 'cut':
         steps.push({ kind: 'power-cut', at: event.at, occurrence: event.occurrence, resume: event.resume });
@@ -180,7 +267,18 @@ export function compileHistory(history: History, name = 'random history'): Compi
         steps.push({ kind: 'container', action: event.action, match: { serviceName: event.service } });
         break;
       case 'dependent':
-        steps.push({ kind: 'set-dependent', images: event.images.map((d) => ({ name: universeImage(d).name, appId: 9, serviceId: 91, serviceName: 'sensor', imageId: 0, releaseId: 0, commit: 'current' })) });
+        steps.push({
+          kind: 'set-dependent',
+          images: event.images.map((d) => ({
+            name: universeImage(d).name,
+            appId: 9,
+            serviceId: 91,
+            serviceName: 'sensor',
+            imageId: 0,
+            releaseId: 0,
+            commit: 'current',
+          })),
+        });
         break;
     }
   }
@@ -194,7 +292,14 @@ export function compileHistory(history: History, name = 'random history'): Compi
     initial: { images, partialLayers: [], rows, containers, target, dependent: [] },
     steps,
     ...(history.cutAtCalls.length > 0 ? { cutAtCalls: history.cutAtCalls } : {}),
-    expect: { present: [], absent: [], noDangling: true, converged: true, alwaysPresent: [], neverRemoved: [] },
+    expect: {
+      present: [],
+      absent: [],
+      noDangling: true,
+      converged: true,
+      alwaysPresent: [],
+      neverRemoved: [],
+    },
     symbols: UNIVERSE_SYMBOLS,
   };
 }

@@ -57,7 +57,12 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
   const cutsAt = new Map<string, number>();
   const bandwidth = { downloaded: 0, missing: 0 };
   const property = fc.asyncProperty(historyArb, async (history) => {
-    const result = await runScenario(compileHistory(history), { mutant: options.mutant, allowUnreachedCuts: true, trace: false, persistence: options.persistence ?? 'memory' });
+    const result = await runScenario(compileHistory(history), {
+      mutant: options.mutant,
+      allowUnreachedCuts: true,
+      trace: false,
+      persistence: options.persistence ?? 'memory',
+    });
     portCalls += result.portCalls;
     cuts += result.cuts;
     checks += result.checks;
@@ -71,19 +76,41 @@ export async function randomSim(options: RandomSimOptions): Promise<RandomSimRep
     seed: options.seed,
     numRuns: options.runs,
     ...(options.path !== undefined ? { path: options.path, endOnFailure: true } : {}),
-    ...(options.timeLimitMs !== undefined ? { interruptAfterTimeLimit: options.timeLimitMs, markInterruptAsFailure: false } : {}),
+    ...(options.timeLimitMs !== undefined
+      ? { interruptAfterTimeLimit: options.timeLimitMs, markInterruptAsFailure: false }
+      : {}),
   });
   const ms = performance.now() - started;
-  const base = { seed: options.seed, runs: details.numRuns, ms, portCalls, cuts, checks, hits, cutsAt, bandwidth };
+  const base = {
+    seed: options.seed,
+    runs: details.numRuns,
+    ms,
+    portCalls,
+    cuts,
+    checks,
+    hits,
+    cutsAt,
+    bandwidth,
+  };
   if (!details.failed || !details.counterexample) return { ...base, failed: false };
   const [counterexample] = details.counterexample;
-  const replay = await runScenario(compileHistory(counterexample), { mutant: options.mutant, allowUnreachedCuts: true, persistence: options.persistence ?? 'memory' });
+  const replay = await runScenario(compileHistory(counterexample), {
+    mutant: options.mutant,
+    allowUnreachedCuts: true,
+    persistence: options.persistence ?? 'memory',
+  });
   return {
     ...base,
     failed: true,
     ...(details.counterexamplePath !== null ? { path: details.counterexamplePath } : {}),
     counterexample,
-    scenario: withoutSteps(compileHistory(counterexample, `sim failure seed ${options.seed} path ${details.counterexamplePath ?? ''}`), replay.unfiredCutSteps),
+    scenario: withoutSteps(
+      compileHistory(
+        counterexample,
+        `sim failure seed ${options.seed} path ${details.counterexamplePath ?? ''}`,
+      ),
+      replay.unfiredCutSteps,
+    ),
     failures: replay.failures.length > 0 ? replay.failures : [String(details.errorInstance)],
     trace: replay.trace,
   };

@@ -24,7 +24,13 @@ const layer = (name: string, size: number): Layer => ({ digest: sha(`layer:${nam
 const base = layer('base', 1_000_000);
 const lib = layer('lib', 200_000);
 
-function img(symbol: string, path: string, layers: readonly Layer[], digestSeed = symbol, idSeed = symbol): UniverseImage {
+function img(
+  symbol: string,
+  path: string,
+  layers: readonly Layer[],
+  digestSeed = symbol,
+  idSeed = symbol,
+): UniverseImage {
   const digest = sha(`manifest:${digestSeed}`);
   const repository = `${REGISTRY}/${path}`;
   return { symbol, repository, digest, id: sha(`config:${idSeed}`), name: `${repository}@${digest}`, layers };
@@ -42,7 +48,10 @@ export const UNIVERSE: readonly UniverseImage[] = [
   img('worker1', 'app/worker', [base, layer('worker1', 20_000)]),
   img('worker2', 'app/worker', [base, layer('worker2', 25_000)]),
   // The same manifest as worker2, referenced by tag: rows named by tag and by digest share one image.
-  { ...img('worker-stable', 'app/worker', [base, layer('worker2', 25_000)], 'worker2', 'worker2'), name: `${REGISTRY}/app/worker:stable` },
+  {
+    ...img('worker-stable', 'app/worker', [base, layer('worker2', 25_000)], 'worker2', 'worker2'),
+    name: `${REGISTRY}/app/worker:stable`,
+  },
   img('dep1', 'dep/sensor', [layer('dep-base', 300_000), layer('dep1', 10_000)]),
   img('dep2', 'dep/sensor', [layer('dep-base', 300_000), layer('dep2', 12_000)]),
   // Foreign images: never managed by image-keeper.
@@ -58,10 +67,19 @@ export function universeImage(symbol: string): UniverseImage {
 }
 
 export function registryOf(images: readonly UniverseImage[]): RegistryImage[] {
-  const byKey = new Map<string, { repository: string; digest: string; imageId: string; layers: readonly Layer[]; tags: string[] }>();
+  const byKey = new Map<
+    string,
+    { repository: string; digest: string; imageId: string; layers: readonly Layer[]; tags: string[] }
+  >();
   for (const i of images) {
     const key = `${i.repository}@${i.digest}`;
-    const entry = byKey.get(key) ?? { repository: i.repository, digest: i.digest, imageId: i.id, layers: i.layers, tags: [] };
+    const entry = byKey.get(key) ?? {
+      repository: i.repository,
+      digest: i.digest,
+      imageId: i.id,
+      layers: i.layers,
+      tags: [],
+    };
     byKey.set(key, entry);
     // A tag alias: the registry also serves this manifest under the tag.
     if (!i.name.includes('@')) entry.tags.push(i.name.slice(i.name.lastIndexOf(':') + 1));
@@ -70,7 +88,13 @@ export function registryOf(images: readonly UniverseImage[]): RegistryImage[] {
 }
 
 export function engineImageOf(i: UniverseImage): EngineImage {
-  return { id: i.id, repoTags: [], repoDigests: [i.name], layers: i.layers, size: i.layers.reduce((a, l) => a + l.size, 0) };
+  return {
+    id: i.id,
+    repoTags: [],
+    repoDigests: [i.name],
+    layers: i.layers,
+    size: i.layers.reduce((a, l) => a + l.size, 0),
+  };
 }
 
 export function symbolsOf(images: readonly UniverseImage[]): Record<string, string> {

@@ -4,7 +4,18 @@ import type { NewImageRow } from '../../core/model/image-row.js';
 import type { Target } from '../../core/model/target.js';
 import type { FakeDevice } from '../device/fake-device.js';
 import type { DbContents, DeviceSnapshot } from './invariants.js';
-import { b1NoNeededLayerDiscarded, b1NoSecondDownload, dt1OldImageGoneBeforePull, k1KillOnlyWhenReady, s4DeltaSourceOfSameService, s5OnlyManagedDeleted, u1NothingRemovedWithoutTarget, s1NoNeededImageDeleted, s2DeletedOnlyWhenUnreferenced, s3RowIdExists } from './invariants.js';
+import {
+  b1NoNeededLayerDiscarded,
+  b1NoSecondDownload,
+  dt1OldImageGoneBeforePull,
+  k1KillOnlyWhenReady,
+  s4DeltaSourceOfSameService,
+  s5OnlyManagedDeleted,
+  u1NothingRemovedWithoutTarget,
+  s1NoNeededImageDeleted,
+  s2DeletedOnlyWhenUnreferenced,
+  s3RowIdExists,
+} from './invariants.js';
 
 const DB_MUTATIONS = new Set(['db.insertRow', 'db.setDockerImageId', 'db.deleteRow', 'db.writeTarget']);
 
@@ -46,7 +57,13 @@ export class InvariantMonitor {
   snapshot(): DeviceSnapshot {
     const engine = this.device.engine.peek();
     const db = this.device.db.peek();
-    return { rows: db.rows, images: engine.images, containers: engine.containers, target: db.target, dependent: this.device.dependent };
+    return {
+      rows: db.rows,
+      images: engine.images,
+      containers: engine.containers,
+      target: db.target,
+      dependent: this.device.dependent,
+    };
   }
 
   private report(message: string | undefined): void {
@@ -61,15 +78,27 @@ export class InvariantMonitor {
 
   private beforeCall(label: string, args: readonly unknown[]): void {
     // Only a DB that can tear (sql.js over the crash-model file system) needs the "before" of P1.
-    if (this.device.fs && DB_MUTATIONS.has(label)) this.dbBeforeMutation = structuredClone(this.device.db.peek());
+    if (this.device.fs && DB_MUTATIONS.has(label))
+      this.dbBeforeMutation = structuredClone(this.device.db.peek());
     switch (label) {
       case 'engine.pullDelta': {
         this.deltaSources.add(args[1] as string);
         const state = this.snapshot();
         this.report(b1NoSecondDownload(state.images, args[0] as string));
-        this.report(s4DeltaSourceOfSameService(this.applying ? { ...state, target: this.applying } : state, args[0] as string, args[1] as string));
+        this.report(
+          s4DeltaSourceOfSameService(
+            this.applying ? { ...state, target: this.applying } : state,
+            args[0] as string,
+            args[1] as string,
+          ),
+        );
         if (!this.applyingIntermediate) {
-          this.report(dt1OldImageGoneBeforePull(this.applying ? { ...state, target: this.applying } : state, args[0] as string));
+          this.report(
+            dt1OldImageGoneBeforePull(
+              this.applying ? { ...state, target: this.applying } : state,
+              args[0] as string,
+            ),
+          );
         }
         return;
       }
@@ -77,7 +106,12 @@ export class InvariantMonitor {
         const state = this.snapshot();
         this.report(b1NoSecondDownload(state.images, args[0] as string));
         if (!this.applyingIntermediate) {
-          this.report(dt1OldImageGoneBeforePull(this.applying ? { ...state, target: this.applying } : state, args[0] as string));
+          this.report(
+            dt1OldImageGoneBeforePull(
+              this.applying ? { ...state, target: this.applying } : state,
+              args[0] as string,
+            ),
+          );
         }
         return;
       }
@@ -86,7 +120,11 @@ export class InvariantMonitor {
       case 'engine.pruneUnusedLayers': {
         // Rows and containers do not change during an engine removal; images and layers do, so copy only those.
         const snapshot = this.snapshot();
-        this.before = { images: [...snapshot.images], layers: [...this.device.engine.peekLayers().keys()], snapshot };
+        this.before = {
+          images: [...snapshot.images],
+          layers: [...this.device.engine.peekLayers().keys()],
+          snapshot,
+        };
         this.report(u1NothingRemovedWithoutTarget(snapshot, `${label}(${String(args[0] ?? '')})`));
         return;
       }
@@ -100,7 +138,8 @@ export class InvariantMonitor {
         const state = this.snapshot();
         const active = this.applying ? { ...state, target: this.applying } : state;
         this.report(k1KillOnlyWhenReady(active, args[0] as Container));
-        if (!this.applying) this.report(u1NothingRemovedWithoutTarget(state, `kill of ${(args[0] as Container).id}`));
+        if (!this.applying)
+          this.report(u1NothingRemovedWithoutTarget(state, `kill of ${(args[0] as Container).id}`));
         return;
       }
     }
@@ -110,7 +149,12 @@ export class InvariantMonitor {
     // A mutation cut short keeps its "before" for P1; one that completed is durable.
     if (DB_MUTATIONS.has(label) && ok) this.dbBeforeMutation = undefined;
     if (label === 'engine.pullDelta') this.deltaSources.delete(args[1] as string);
-    if ((label === 'engine.removeImage' || label === 'engine.removeReference' || label === 'engine.pruneUnusedLayers') && this.before) {
+    if (
+      (label === 'engine.removeImage' ||
+        label === 'engine.removeReference' ||
+        label === 'engine.pruneUnusedLayers') &&
+      this.before
+    ) {
       const now = new Set(this.device.engine.peek().images.map((i) => i.id));
       const removed: EngineImage[] = [];
       for (const image of this.before.images) {
@@ -123,7 +167,9 @@ export class InvariantMonitor {
       const layers = this.device.engine.peekLayers();
       const discarded = new Set(this.before.layers.filter((digest) => !layers.has(digest)));
       for (const digest of discarded) this.discardedLayers.add(digest);
-      this.report(b1NoNeededLayerDiscarded(this.before.snapshot, discarded, removed, this.device.scenario.registry));
+      this.report(
+        b1NoNeededLayerDiscarded(this.before.snapshot, discarded, removed, this.device.scenario.registry),
+      );
       this.before = undefined;
     }
   }

@@ -32,7 +32,11 @@ function targetImagesOf(target: Target | null): readonly TargetImage[] {
 }
 
 /** Why an image is needed right now, by the definition in the brief; empty when nothing needs it. */
-export function whyNeeded(state: DeviceSnapshot, image: EngineImage, deltaSourcesInFlight: ReadonlySet<string>): string[] {
+export function whyNeeded(
+  state: DeviceSnapshot,
+  image: EngineImage,
+  deltaSourcesInFlight: ReadonlySet<string>,
+): string[] {
   const why: string[] = [];
   const user = state.containers.find((c) => c.imageId === image.id);
   if (user) why.push(`container ${user.id} (${user.running ? 'running' : 'stopped'}) uses it`);
@@ -60,11 +64,16 @@ export function s1NoNeededImageDeleted(
   deltaSourcesInFlight: ReadonlySet<string>,
 ): string | undefined {
   const why = whyNeeded(before, deleted, deltaSourcesInFlight);
-  return why.length > 0 ? `S1: deleted needed image ${deleted.id.slice(7, 19)}: ${why.join('; ')}` : undefined;
+  return why.length > 0
+    ? `S1: deleted needed image ${deleted.id.slice(7, 19)}: ${why.join('; ')}`
+    : undefined;
 }
 
 /** S2: an engine image is deleted only when no DB row with its ID remains but the one being removed (deleted right after). */
-export function s2DeletedOnlyWhenUnreferenced(before: DeviceSnapshot, deleted: EngineImage): string | undefined {
+export function s2DeletedOnlyWhenUnreferenced(
+  before: DeviceSnapshot,
+  deleted: EngineImage,
+): string | undefined {
   const referencing = before.rows.filter((r) => r.dockerImageId === deleted.id);
   return referencing.length > 1
     ? `S2: deleted image ${deleted.id.slice(7, 19)} while ${referencing.length} rows reference it (${referencing.map((r) => `${r.serviceName}@${r.commit}`).join(', ')})`
@@ -75,11 +84,16 @@ export function s2DeletedOnlyWhenUnreferenced(before: DeviceSnapshot, deleted: E
 export function s2RowsPointToImages(state: DeviceSnapshot): string | undefined {
   const ids = new Set(state.images.map((i) => i.id));
   const bad = state.rows.filter((r) => r.dockerImageId !== null && !ids.has(r.dockerImageId));
-  return bad.length > 0 ? `S2: after startup cleanup, rows point to missing images: ${bad.map((r) => r.name).join(', ')}` : undefined;
+  return bad.length > 0
+    ? `S2: after startup cleanup, rows point to missing images: ${bad.map((r) => r.name).join(', ')}`
+    : undefined;
 }
 
 /** S3: no row is ever written with an image ID the engine does not have at that moment. */
-export function s3RowIdExists(images: readonly EngineImage[], dockerImageId: string | null): string | undefined {
+export function s3RowIdExists(
+  images: readonly EngineImage[],
+  dockerImageId: string | null,
+): string | undefined {
   if (dockerImageId === null) return undefined;
   return images.some((i) => i.id === dockerImageId)
     ? undefined
@@ -94,7 +108,9 @@ export function k1KillOnlyWhenReady(state: DeviceSnapshot, killed: Container): s
   const mine = appServices.find((s) => s.serviceId === service.serviceId);
   if (!mine || mine.strategy === 'delete-then-download') return undefined;
   const ids = new Set(state.images.map((i) => i.id));
-  const ready = new Set(state.rows.filter((r) => r.dockerImageId !== null && ids.has(r.dockerImageId)).map(rowKey));
+  const ready = new Set(
+    state.rows.filter((r) => r.dockerImageId !== null && ids.has(r.dockerImageId)).map(rowKey),
+  );
   const missing = appServices.filter((s) => !ready.has(rowKey(s)));
   return missing.length > 0
     ? `K1: killed ${killed.id} of app ${service.appId} while ${missing.map((s) => s.serviceName).join(', ')} not yet downloaded`
@@ -113,23 +129,33 @@ export function l1Converged(state: DeviceSnapshot, foreign: ReadonlySet<string>)
   for (const r of state.rows) rowsByKey.set(rowKey(r), [...(rowsByKey.get(rowKey(r)) ?? []), r]);
   for (const t of targetImagesOf(state.target)) {
     const rows = rowsByKey.get(rowKey(t)) ?? [];
-    if (rows.length !== 1) out.push(`L1: ${rows.length} rows for ${t.serviceName}@${t.commit} ${t.name}, expected exactly 1`);
+    if (rows.length !== 1)
+      out.push(`L1: ${rows.length} rows for ${t.serviceName}@${t.commit} ${t.name}, expected exactly 1`);
     const row = rows[0];
-    if (row && (row.dockerImageId === null || !ids.has(row.dockerImageId))) out.push(`L1: target image ${t.name} is not present`);
+    if (row && (row.dockerImageId === null || !ids.has(row.dockerImageId)))
+      out.push(`L1: target image ${t.name} is not present`);
   }
   for (const r of state.rows) {
     const image = r.dockerImageId === null ? undefined : state.images.find((i) => i.id === r.dockerImageId);
     if (!image) out.push(`L1: row ${r.id} ${r.name} has no image`);
     // Identity: the row's image is the image it names (its digest, or its tag), not merely some image.
     else if (!imageMatches(image, r.name)) {
-      out.push(`L1: row ${r.id} ${r.name} points to image ${image.id.slice(7, 19)}, which does not carry that ${digestOf(r.name) ? 'digest' : 'tag'}`);
+      out.push(
+        `L1: row ${r.id} ${r.name} points to image ${image.id.slice(7, 19)}, which does not carry that ${digestOf(r.name) ? 'digest' : 'tag'}`,
+      );
     }
   }
   for (const image of state.images) {
-    if (isDangling(image) && !state.rows.some((r) => r.dockerImageId === image.id) && !state.containers.some((c) => c.imageId === image.id)) {
+    if (
+      isDangling(image) &&
+      !state.rows.some((r) => r.dockerImageId === image.id) &&
+      !state.containers.some((c) => c.imageId === image.id)
+    ) {
       out.push(`L1: dangling image ${image.id.slice(7, 19)} remains`);
     } else if (!foreign.has(image.id) && whyNeeded(state, image, new Set()).length === 0) {
-      out.push(`L1: image ${image.id.slice(7, 19)} (${[...image.repoDigests, ...image.repoTags].join(', ')}) remains though nothing needs it`);
+      out.push(
+        `L1: image ${image.id.slice(7, 19)} (${[...image.repoDigests, ...image.repoTags].join(', ')}) remains though nothing needs it`,
+      );
     }
   }
   return out;
@@ -148,7 +174,10 @@ export function b1Bandwidth(bytesDownloaded: number, bytesMissingAtStart: number
 
 export function b1MissingBytes(
   targets: readonly Target[],
-  registry: readonly { readonly digest: string; readonly layers: readonly { digest: string; size: number }[] }[],
+  registry: readonly {
+    readonly digest: string;
+    readonly layers: readonly { digest: string; size: number }[];
+  }[],
   presentLayers: ReadonlySet<string>,
   state: DeviceSnapshot,
 ): number {
@@ -158,7 +187,8 @@ export function b1MissingBytes(
   };
   for (const s of targets.flatMap((t) => t.services)) {
     if (s.strategy !== 'delete-then-download') continue;
-    for (const c of state.containers) if (c.service?.appId === s.appId && c.service.serviceId === s.serviceId) free(c.imageId);
+    for (const c of state.containers)
+      if (c.service?.appId === s.appId && c.service.serviceId === s.serviceId) free(c.imageId);
     for (const r of state.rows) if (r.appId === s.appId && r.serviceId === s.serviceId) free(r.dockerImageId);
   }
   const missing = new Map<string, number>();
@@ -173,7 +203,10 @@ export function b1MissingBytes(
 /** Bytes of the target's layers that were on disk at the start of an apply and thrown away during it. */
 export function b1RefetchBytes(
   target: Target,
-  registry: readonly { readonly digest: string; readonly layers: readonly { digest: string; size: number }[] }[],
+  registry: readonly {
+    readonly digest: string;
+    readonly layers: readonly { digest: string; size: number }[];
+  }[],
   presentAtStart: ReadonlySet<string>,
   discarded: ReadonlySet<string>,
 ): number {
@@ -187,10 +220,9 @@ export function b1RefetchBytes(
 }
 
 /** The registry manifest a reference resolves to: by digest, or by repository and tag. */
-export function manifestFor<M extends { readonly digest: string; readonly repository?: string; readonly tags?: readonly string[] }>(
-  registry: readonly M[],
-  name: string,
-): M | undefined {
+export function manifestFor<
+  M extends { readonly digest: string; readonly repository?: string; readonly tags?: readonly string[] },
+>(registry: readonly M[], name: string): M | undefined {
   const digest = digestOf(name);
   if (digest !== undefined) return registry.find((m) => m.digest === digest);
   const repository = repositoryOf(name);
@@ -208,17 +240,26 @@ export function b1NoNeededLayerDiscarded(
   before: DeviceSnapshot,
   discarded: ReadonlySet<string>,
   removed: readonly EngineImage[],
-  registry: readonly { readonly digest: string; readonly repository?: string; readonly tags?: readonly string[]; readonly layers: readonly { digest: string }[] }[],
+  registry: readonly {
+    readonly digest: string;
+    readonly repository?: string;
+    readonly tags?: readonly string[];
+    readonly layers: readonly { digest: string }[];
+  }[],
 ): string | undefined {
   if (discarded.size === 0 || before.target === null) return undefined;
   const traded = new Set<string>();
   for (const s of before.target.services) {
     if (s.strategy !== 'delete-then-download') continue;
-    const mine = (appId: number, serviceId: number): boolean => appId === s.appId && serviceId === s.serviceId;
+    const mine = (appId: number, serviceId: number): boolean =>
+      appId === s.appId && serviceId === s.serviceId;
     for (const image of removed) {
       const old =
         before.rows.some((r) => r.dockerImageId === image.id && mine(r.appId, r.serviceId)) ||
-        before.containers.some((c) => c.imageId === image.id && c.service !== undefined && mine(c.service.appId, c.service.serviceId));
+        before.containers.some(
+          (c) =>
+            c.imageId === image.id && c.service !== undefined && mine(c.service.appId, c.service.serviceId),
+        );
       if (old) for (const l of image.layers) traded.add(l.digest);
     }
   }
@@ -234,7 +275,9 @@ export function b1NoNeededLayerDiscarded(
 
 /** B1: an image whose digest is already on the engine is never downloaded again. */
 export function b1NoSecondDownload(images: readonly EngineImage[], ref: string): string | undefined {
-  return images.some((i) => imageMatches(i, ref)) ? `B1: pulled ${ref} again although its digest is present` : undefined;
+  return images.some((i) => imageMatches(i, ref))
+    ? `B1: pulled ${ref} again although its digest is present`
+    : undefined;
 }
 
 /**
@@ -246,35 +289,54 @@ export function d1PeakDiskOfApply(
   peakDisk: number,
   layersBefore: ReadonlyMap<string, number>,
   targets: readonly Target[],
-  registry: readonly { readonly digest: string; readonly layers: readonly { digest: string; size: number }[] }[],
+  registry: readonly {
+    readonly digest: string;
+    readonly layers: readonly { digest: string; size: number }[];
+  }[],
 ): string | undefined {
   const allowed = new Map(layersBefore);
-  for (const t of targets.flatMap(targetImagesOf)) for (const l of manifestFor(registry, t.name)?.layers ?? []) allowed.set(l.digest, l.size);
+  for (const t of targets.flatMap(targetImagesOf))
+    for (const l of manifestFor(registry, t.name)?.layers ?? []) allowed.set(l.digest, l.size);
   const bound = [...allowed.values()].reduce((a, b) => a + b, 0);
-  return peakDisk > bound ? `D1: peak disk ${peakDisk} bytes during the apply, more than the ${bound} bytes on disk before plus the layers of the target` : undefined;
+  return peakDisk > bound
+    ? `D1: peak disk ${peakDisk} bytes during the apply, more than the ${bound} bytes on disk before plus the layers of the target`
+    : undefined;
 }
 
 /** D1 (after convergence): disk holds only needed images, and nothing of interrupted pulls. */
-export function d1DiskAfterConvergence(imageBytes: number, partialBytes: number, neededBytes: number): string | undefined {
+export function d1DiskAfterConvergence(
+  imageBytes: number,
+  partialBytes: number,
+  neededBytes: number,
+): string | undefined {
   if (partialBytes > 0) return `D1: ${partialBytes} bytes of interrupted pulls remain after convergence`;
-  return imageBytes > neededBytes ? `D1: disk holds ${imageBytes} bytes of images, only ${neededBytes} needed` : undefined;
+  return imageBytes > neededBytes
+    ? `D1: disk holds ${imageBytes} bytes of images, only ${neededBytes} needed`
+    : undefined;
 }
 
 /** R1: after startup cleanup no row is left half-done: every pending row was repaired or deleted. */
 export function r1NoPendingRowsAfterStartup(state: DeviceSnapshot): string | undefined {
   const pending = state.rows.filter((r) => r.dockerImageId === null);
-  return pending.length > 0 ? `R1: after startup cleanup, rows are still pending: ${pending.map((r) => r.name).join(', ')}` : undefined;
+  return pending.length > 0
+    ? `R1: after startup cleanup, rows are still pending: ${pending.map((r) => r.name).join(', ')}`
+    : undefined;
 }
 
 /** The pending row a pull of `ref` is for (step 1 stored it just before). */
 function pendingRowOf(state: DeviceSnapshot, ref: string): ImageRow | undefined {
   let best: ImageRow | undefined;
-  for (const r of state.rows) if (r.dockerImageId === null && r.name === ref && (!best || r.id > best.id)) best = r;
+  for (const r of state.rows)
+    if (r.dockerImageId === null && r.name === ref && (!best || r.id > best.id)) best = r;
   return best;
 }
 
 /** S4: the delta source of a service is only that same app's same service's image (balena #1729). */
-export function s4DeltaSourceOfSameService(state: DeviceSnapshot, ref: string, sourceId: string): string | undefined {
+export function s4DeltaSourceOfSameService(
+  state: DeviceSnapshot,
+  ref: string,
+  sourceId: string,
+): string | undefined {
   // The service this delta is for: the pending row step 1 stored just before (else, when no row was
   // stored first, any target service that wants this reference).
   const pending = pendingRowOf(state, ref);
@@ -282,11 +344,17 @@ export function s4DeltaSourceOfSameService(state: DeviceSnapshot, ref: string, s
   if (services.length === 0) return undefined;
   const own = services.some(
     (s) =>
-      state.rows.some((r) => r.appId === s.appId && r.serviceId === s.serviceId && r.dockerImageId === sourceId) ||
-      state.containers.some((c) => c.service?.appId === s.appId && c.service.serviceId === s.serviceId && c.imageId === sourceId),
+      state.rows.some(
+        (r) => r.appId === s.appId && r.serviceId === s.serviceId && r.dockerImageId === sourceId,
+      ) ||
+      state.containers.some(
+        (c) => c.service?.appId === s.appId && c.service.serviceId === s.serviceId && c.imageId === sourceId,
+      ),
   );
   const first = services[0];
-  return own || !first ? undefined : `S4: delta for ${first.serviceName} of app ${first.appId} uses ${sourceId.slice(7, 19)}, which is not that service's image`;
+  return own || !first
+    ? undefined
+    : `S4: delta for ${first.serviceName} of app ${first.appId} uses ${sourceId.slice(7, 19)}, which is not that service's image`;
 }
 
 /** S5: image-keeper deletes only images it manages (a row references them) or dangling ones: never an operator's. */
@@ -303,10 +371,17 @@ export function u1NothingRemovedWithoutTarget(state: DeviceSnapshot, action: str
 /** DT1: delete-then-download never starts a pull while the service's old image is still on disk (balena #1233). */
 export function dt1OldImageGoneBeforePull(state: DeviceSnapshot, ref: string): string | undefined {
   // The services this pull is for: the target's delete-then-download services that want this reference.
-  const services = (state.target?.services ?? []).filter((s) => s.strategy === 'delete-then-download' && s.name === ref);
-  const wanted = new Set(state.images.filter((i) => targetImagesOf(state.target).some((t) => imageMatches(i, t.name))).map((i) => i.id));
+  const services = (state.target?.services ?? []).filter(
+    (s) => s.strategy === 'delete-then-download' && s.name === ref,
+  );
+  const wanted = new Set(
+    state.images
+      .filter((i) => targetImagesOf(state.target).some((t) => imageMatches(i, t.name)))
+      .map((i) => i.id),
+  );
   for (const service of services) {
-    const mine = (appId: number, serviceId: number): boolean => appId === service.appId && serviceId === service.serviceId;
+    const mine = (appId: number, serviceId: number): boolean =>
+      appId === service.appId && serviceId === service.serviceId;
     if (state.containers.some((c) => c.service && mine(c.service.appId, c.service.serviceId))) {
       return `DT1: pulling ${ref} while the old container of ${service.serviceName} still exists`;
     }
@@ -315,8 +390,10 @@ export function dt1OldImageGoneBeforePull(state: DeviceSnapshot, ref: string): s
       const id = old.dockerImageId;
       if (wanted.has(id) || !state.images.some((i) => i.id === id)) continue;
       const sharedElsewhere =
-        state.rows.some((r) => r.dockerImageId === id && !mine(r.appId, r.serviceId)) || state.containers.some((c) => c.imageId === id);
-      if (!sharedElsewhere) return `DT1: pulling ${ref} while ${service.serviceName}'s old image ${id.slice(7, 19)} is still on disk`;
+        state.rows.some((r) => r.dockerImageId === id && !mine(r.appId, r.serviceId)) ||
+        state.containers.some((c) => c.imageId === id);
+      if (!sharedElsewhere)
+        return `DT1: pulling ${ref} while ${service.serviceName}'s old image ${id.slice(7, 19)} is still on disk`;
     }
   }
   return undefined;
@@ -329,7 +406,11 @@ export interface DbContents {
 }
 
 /** P1: after a power cut inside persistence the DB opens to the state before or after the interrupted commit. */
-export function p1DbOpensToBeforeOrAfter(before: DbContents, after: DbContents, reopened: DbContents): string | undefined {
+export function p1DbOpensToBeforeOrAfter(
+  before: DbContents,
+  after: DbContents,
+  reopened: DbContents,
+): string | undefined {
   const key = (c: DbContents): string => JSON.stringify({ rows: c.rows, target: c.target });
   const got = key(reopened);
   if (got === key(before) || got === key(after)) return undefined;

@@ -8,7 +8,15 @@ import { FakeDevice } from '../device/fake-device.js';
 import type { ArmedCut } from '../device/power-controller.js';
 import { InvariantMonitor } from '../invariants/invariant-monitor.js';
 import { checkFinalInvariants } from '../invariants/final-invariants.js';
-import { b1Bandwidth, b1MissingBytes, b1RefetchBytes, d1PeakDiskOfApply, p1DbOpensToBeforeOrAfter, r1NoPendingRowsAfterStartup, s2RowsPointToImages } from '../invariants/invariants.js';
+import {
+  b1Bandwidth,
+  b1MissingBytes,
+  b1RefetchBytes,
+  d1PeakDiskOfApply,
+  p1DbOpensToBeforeOrAfter,
+  r1NoPendingRowsAfterStartup,
+  s2RowsPointToImages,
+} from '../invariants/invariants.js';
 import type { CompiledScenario, ScenarioStep } from '../scenario/compiled-scenario.js';
 import { makeSymbolizer } from './symbolizer.js';
 
@@ -100,7 +108,9 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         if (!ids.has(id)) {
           // Once, at the call that lost it.
           alwaysPresent.delete(id);
-          failures.push(`expected ${sym(id)} to be present at every step; gone after port call #${power.calls} ${label}`);
+          failures.push(
+            `expected ${sym(id)} to be present at every step; gone after port call #${power.calls} ${label}`,
+          );
         }
       }
     };
@@ -112,14 +122,17 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   const recordError = (what: string, error: unknown): void => {
     const code = isKeeperError(error) ? error.code : 'ERROR';
     log(`${what} failed: ${code}: ${(error as Error).message}`);
-    if (isKeeperError(error) && error.code === 'INVARIANT_VIOLATED') failures.push(sym(`assertion: ${error.message}`));
-    if (!isKeeperError(error)) failures.push(sym(`${what} crashed: ${(error as Error).stack ?? String(error)}`));
+    if (isKeeperError(error) && error.code === 'INVARIANT_VIOLATED')
+      failures.push(sym(`assertion: ${error.message}`));
+    if (!isKeeperError(error))
+      failures.push(sym(`${what} crashed: ${(error as Error).stack ?? String(error)}`));
     applyErrors.push(`${what}: ${code}`);
   };
 
   /** Restart after a cut: new core, startup cleanup, apply the persisted target; cuts may hit again. */
   const afterStartup = (): void => {
-    const problem = s2RowsPointToImages(monitor.snapshot()) ?? r1NoPendingRowsAfterStartup(monitor.snapshot());
+    const problem =
+      s2RowsPointToImages(monitor.snapshot()) ?? r1NoPendingRowsAfterStartup(monitor.snapshot());
     if (problem) {
       log(`!! ${problem}`);
       failures.push(problem);
@@ -159,7 +172,9 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
       monitor.onBoot();
       resume = resume && power.lastCutResumes;
       recoveryResumed = resume;
-      log(`-- restart #${device.boots}${resume ? '' : ' (startup cleanup only; the next target comes from the next step)'}`);
+      log(
+        `-- restart #${device.boots}${resume ? '' : ' (startup cleanup only; the next target comes from the next step)'}`,
+      );
       try {
         await keeper.startup();
         afterStartup();
@@ -217,7 +232,12 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         device.engine.counters.windowPeakDisk = device.engine.diskBytes();
         // A cut may make the device resume its persisted target first: both count as what it may fetch.
         const persisted = device.db.peek().target;
-        const missing = b1MissingBytes(persisted ? [step.target, persisted] : [step.target], scenario.registry, layersBefore, monitor.snapshot());
+        const missing = b1MissingBytes(
+          persisted ? [step.target, persisted] : [step.target],
+          scenario.registry,
+          layersBefore,
+          monitor.snapshot(),
+        );
         const downloadedBefore = device.engine.counters.bytesDownloaded;
         monitor.discardedLayers.clear();
         // The cloud keeps sending the target: an apply cut short is applied again after the restart.
@@ -232,7 +252,12 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
           if (power.cuts === cutsBefore || step.intermediate || !recoveryResumed || attempt >= maxCuts) break;
           log('> target received again after the restart');
         }
-        const d1 = d1PeakDiskOfApply(device.engine.counters.windowPeakDisk, diskBefore, persisted ? [step.target, persisted] : [step.target], scenario.registry);
+        const d1 = d1PeakDiskOfApply(
+          device.engine.counters.windowPeakDisk,
+          diskBefore,
+          persisted ? [step.target, persisted] : [step.target],
+          scenario.registry,
+        );
         if (d1) {
           log(`!! ${d1}`);
           failures.push(d1);
@@ -241,7 +266,12 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
           // A cut before the new target was persisted makes the device finish the old one first, which
           // may throw away layers the new one then fetches again: exactly those, once. (Per layer, B1 in
           // the monitor has already checked each was thrown away while the persisted target let it go.)
-          const refetch = b1RefetchBytes(step.target, scenario.registry, layersBefore, monitor.discardedLayers);
+          const refetch = b1RefetchBytes(
+            step.target,
+            scenario.registry,
+            layersBefore,
+            monitor.discardedLayers,
+          );
           const downloaded = device.engine.counters.bytesDownloaded - downloadedBefore;
           bandwidth.downloaded += downloaded;
           bandwidth.missing += missing + refetch;
@@ -288,7 +318,10 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
       case 'delete-rows': {
         await power.offstage(async () => {
           for (const row of await device.db.listRows()) {
-            if ((step.match.name === undefined || row.name === step.match.name) && (step.match.serviceName === undefined || row.serviceName === step.match.serviceName)) {
+            if (
+              (step.match.name === undefined || row.name === step.match.name) &&
+              (step.match.serviceName === undefined || row.serviceName === step.match.serviceName)
+            ) {
               await device.db.deleteRow(row.id);
             }
           }
@@ -301,11 +334,18 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
       case 'engine-fault':
         // times 0 means "from now on": a persistent fault, like a broken layer store (FB-13).
         if (step.error === 'register-layer' && step.times === 0) device.engine.breakLayerStore();
-        else device.engine.injectFault(step.op, step.error, step.times === 0 ? Number.POSITIVE_INFINITY : step.times, step.ref);
+        else
+          device.engine.injectFault(
+            step.op,
+            step.error,
+            step.times === 0 ? Number.POSITIVE_INFINITY : step.times,
+            step.ref,
+          );
         break;
       case 'engine-remove-image':
         // An engine does not lose the image of an existing container; a history may ask for it anyway.
-        if (device.engine.peek().containers.some((c) => c.imageId === step.imageId)) log('  (kept: a container uses it)');
+        if (device.engine.peek().containers.some((c) => c.imageId === step.imageId))
+          log('  (kept: a container uses it)');
         else device.engine.dropImage(step.imageId);
         break;
     }
@@ -322,7 +362,7 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   applyErrors.length = 0;
   device.engine.clearFaults();
   power.changed();
-  for (let settled = false; !settled && power.cuts <= maxCuts; ) {
+  for (let settled = false; !settled && power.cuts <= maxCuts;) {
     const cutsBefore = power.cuts;
     applyErrors.length = 0;
     await guarded('settle', async () => {
@@ -336,7 +376,10 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   const distinctSteps = power.distinctSteps.filter((k) => k <= cuttableSteps);
   power.disarmAll();
   for (const armed of options.allowUnreachedCuts ? [] : armedByScenario) {
-    if (!armed.fired()) failures.push(`the power cut at ${describeScenarioStep(armed.step, sym)} never happened: the run did not reach it`);
+    if (!armed.fired())
+      failures.push(
+        `the power cut at ${describeScenarioStep(armed.step, sym)} never happened: the run did not reach it`,
+      );
   }
 
   // ---- expectations ----
@@ -344,38 +387,65 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
   const engineState = device.engine.durableState();
   const dbState = device.db.peek();
   const present = new Set(engineState.images.map((i) => i.id));
-  for (const id of expect.present) if (!present.has(id)) failures.push(sym(`expected image ${id} to be present`));
-  for (const id of expect.absent) if (present.has(id)) failures.push(sym(`expected image ${id} to be absent`));
+  for (const id of expect.present)
+    if (!present.has(id)) failures.push(sym(`expected image ${id} to be present`));
+  for (const id of expect.absent)
+    if (present.has(id)) failures.push(sym(`expected image ${id} to be absent`));
   if (expect.rows) {
-    const actual = dbState.rows.map((r) => `${r.name} ${r.appId}/${r.serviceName}@${r.commit} -> ${r.dockerImageId ?? 'null'}`).sort();
-    const wanted = expect.rows.map((r) => `${r.name} ${r.appId}/${r.serviceName}@${r.commit} -> ${r.dockerImageId ?? 'null'}`).sort();
+    const actual = dbState.rows
+      .map((r) => `${r.name} ${r.appId}/${r.serviceName}@${r.commit} -> ${r.dockerImageId ?? 'null'}`)
+      .sort();
+    const wanted = expect.rows
+      .map((r) => `${r.name} ${r.appId}/${r.serviceName}@${r.commit} -> ${r.dockerImageId ?? 'null'}`)
+      .sort();
     if (JSON.stringify(actual) !== JSON.stringify(wanted)) {
       failures.push(sym(`rows differ: expected [${wanted.join('; ')}], got [${actual.join('; ')}]`));
     }
   }
   const counters = device.engine.counters;
   const budgets = options.checkBudgets ?? true;
-  if (budgets && expect.bytesDownloadedAtMost !== undefined && counters.bytesDownloaded > expect.bytesDownloadedAtMost) {
-    failures.push(`downloaded ${counters.bytesDownloaded} bytes, expected at most ${expect.bytesDownloadedAtMost}`);
+  if (
+    budgets &&
+    expect.bytesDownloadedAtMost !== undefined &&
+    counters.bytesDownloaded > expect.bytesDownloadedAtMost
+  ) {
+    failures.push(
+      `downloaded ${counters.bytesDownloaded} bytes, expected at most ${expect.bytesDownloadedAtMost}`,
+    );
   }
   const disk = device.engine.diskBytes();
-  if (budgets && expect.diskAtMost !== undefined && disk > expect.diskAtMost) failures.push(`disk ${disk} bytes, expected at most ${expect.diskAtMost}`);
+  if (budgets && expect.diskAtMost !== undefined && disk > expect.diskAtMost)
+    failures.push(`disk ${disk} bytes, expected at most ${expect.diskAtMost}`);
   if (budgets && expect.peakDiskAtMost !== undefined && counters.peakDisk > expect.peakDiskAtMost) {
     failures.push(`peak disk ${counters.peakDisk} bytes, expected at most ${expect.peakDiskAtMost}`);
   }
   // With no known target nothing is removed, dangling images included (U1).
   if (expect.noDangling && dbState.target !== null) {
     const dangling = engineState.images.filter(isDangling);
-    if (dangling.length > 0) failures.push(sym(`dangling images remain: ${dangling.map((i) => i.id).join(', ')}`));
+    if (dangling.length > 0)
+      failures.push(sym(`dangling images remain: ${dangling.map((i) => i.id).join(', ')}`));
   }
   if (expect.converged) {
     if (applyErrors.length > 0) failures.push(`expected convergence, but: ${applyErrors.join('; ')}`);
     const { steps } = await device.keeper.plan(dbState.target, false);
-    if (steps.length > 0) failures.push(sym(`not at the fixed point; the planner would still: ${steps.map(describeStep).join('; ')}`));
+    if (steps.length > 0)
+      failures.push(
+        sym(`not at the fixed point; the planner would still: ${steps.map(describeStep).join('; ')}`),
+      );
   }
   for (const c of expect.containers ?? []) {
-    const match = engineState.containers.find((x) => x.service?.serviceName === c.serviceName && x.imageId === c.imageId && (c.running === undefined || x.running === c.running));
-    if (!match) failures.push(sym(`expected a container of ${c.serviceName} on ${c.imageId}${c.running === false ? ' (stopped)' : ''}`));
+    const match = engineState.containers.find(
+      (x) =>
+        x.service?.serviceName === c.serviceName &&
+        x.imageId === c.imageId &&
+        (c.running === undefined || x.running === c.running),
+    );
+    if (!match)
+      failures.push(
+        sym(
+          `expected a container of ${c.serviceName} on ${c.imageId}${c.running === false ? ' (stopped)' : ''}`,
+        ),
+      );
   }
   for (const id of expect.neverRemoved) {
     if (counters.removalAttempts.includes(id)) failures.push(sym(`a removal of ${id} was attempted`));
@@ -385,16 +455,30 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
     failures.push(...checkFinalInvariants(scenario, device, monitor.snapshot()).map(sym));
   }
 
-  const final = !tracing ? [] : [
-    `rows: ${dbState.rows.length === 0 ? '(none)' : ''}`,
-    ...dbState.rows.map((r) => sym(`  #${r.id} ${r.name} app ${r.appId} ${r.serviceName}@${r.commit} -> ${r.dockerImageId ?? 'null'}`)),
-    `engine images: ${engineState.images.length === 0 ? '(none)' : ''}`,
-    ...engineState.images.map((i) => sym(`  ${i.id} [${[...i.repoTags, ...i.repoDigests].join(', ') || 'dangling'}] ${i.layers.length} layers`)),
-    `containers: ${engineState.containers.length === 0 ? '(none)' : ''}`,
-    ...engineState.containers.map((c) => sym(`  ${c.id} on ${c.imageId} ${c.running ? 'running' : 'stopped'}${c.service ? ` (${c.service.serviceName}@${c.service.commit})` : ' (foreign)'}`)),
-    `downloaded ${counters.bytesDownloaded} bytes; disk ${disk} bytes (peak ${counters.peakDisk}); ${power.cuts} power cut(s); ${power.calls} steps; ${monitor.checks} invariant checks`,
-    `B1: applies downloaded ${bandwidth.downloaded} bytes for ${bandwidth.missing} bytes of target layers missing at their start${bandwidth.missing > 0 ? ` (ratio ${(bandwidth.downloaded / bandwidth.missing).toFixed(3)})` : ''}`,
-  ];
+  const final = !tracing
+    ? []
+    : [
+        `rows: ${dbState.rows.length === 0 ? '(none)' : ''}`,
+        ...dbState.rows.map((r) =>
+          sym(
+            `  #${r.id} ${r.name} app ${r.appId} ${r.serviceName}@${r.commit} -> ${r.dockerImageId ?? 'null'}`,
+          ),
+        ),
+        `engine images: ${engineState.images.length === 0 ? '(none)' : ''}`,
+        ...engineState.images.map((i) =>
+          sym(
+            `  ${i.id} [${[...i.repoTags, ...i.repoDigests].join(', ') || 'dangling'}] ${i.layers.length} layers`,
+          ),
+        ),
+        `containers: ${engineState.containers.length === 0 ? '(none)' : ''}`,
+        ...engineState.containers.map((c) =>
+          sym(
+            `  ${c.id} on ${c.imageId} ${c.running ? 'running' : 'stopped'}${c.service ? ` (${c.service.serviceName}@${c.service.commit})` : ' (foreign)'}`,
+          ),
+        ),
+        `downloaded ${counters.bytesDownloaded} bytes; disk ${disk} bytes (peak ${counters.peakDisk}); ${power.cuts} power cut(s); ${power.calls} steps; ${monitor.checks} invariant checks`,
+        `B1: applies downloaded ${bandwidth.downloaded} bytes for ${bandwidth.missing} bytes of target layers missing at their start${bandwidth.missing > 0 ? ` (ratio ${(bandwidth.downloaded / bandwidth.missing).toFixed(3)})` : ''}`,
+      ];
   // sql.js memory lives outside the JS heap: free it now (the result's device keeps the engine only).
   if (device.fs) await device.dispose();
   return {
@@ -430,7 +514,8 @@ function applyContainerStep(device: FakeDevice, step: Extract<ScenarioStep, { ki
     );
   for (const c of matches) {
     if (step.action === 'remove') device.engine.removeContainer(c.id);
-    else if (step.action === 'stop' || step.action === 'start') device.engine.setContainerState(c.id, { running: step.action === 'start' });
+    else if (step.action === 'stop' || step.action === 'start')
+      device.engine.setContainerState(c.id, { running: step.action === 'start' });
     else device.engine.setContainerState(c.id, { locked: step.action === 'lock' });
   }
 }
@@ -439,11 +524,18 @@ export function describeScenarioStep(step: ScenarioStep, sym: (s: string) => str
   const where = step.line !== undefined ? ` (line ${step.line})` : '';
   switch (step.kind) {
     case 'apply':
-      return sym(`apply${step.intermediate ? ' intermediate' : ''} target: ${step.target.services.map((s) => `${s.serviceName}=${s.name}@${s.commit}`).join(', ') || '(no services)'}`) + where;
+      return (
+        sym(
+          `apply${step.intermediate ? ' intermediate' : ''} target: ${step.target.services.map((s) => `${s.serviceName}=${s.name}@${s.commit}`).join(', ') || '(no services)'}`,
+        ) + where
+      );
     case 'power-cut':
       return `arm power cut at ${step.at}${step.match ? ` matching ${sym(step.match)}` : ''} #${step.occurrence}${where}`;
     case 'engine-fault':
-      return sym(`engine fault: next ${step.times} ${step.op} ${step.error}${step.ref ? ` on ${step.ref}` : ''}`) + where;
+      return (
+        sym(`engine fault: next ${step.times} ${step.op} ${step.error}${step.ref ? ` on ${step.ref}` : ''}`) +
+        where
+      );
     case 'container':
       return `container ${step.action} ${JSON.stringify(step.match)}${where}`;
     case 'idle-during-pull':
@@ -459,20 +551,27 @@ function traceEvent(event: KeeperEvent, log: (line: string) => void): void {
   switch (event.type) {
     case 'startup-cleanup':
       if (event.repaired.length + event.deleted.length > 0) {
-        log(`  startup cleanup: repaired [${event.repaired.join(', ')}] deleted [${event.deleted.join(', ')}]`);
+        log(
+          `  startup cleanup: repaired [${event.repaired.join(', ')}] deleted [${event.deleted.join(', ')}]`,
+        );
       }
       return;
     case 'pass':
       log(`  pass ${event.pass}: ${event.steps.length} step(s)`);
       return;
     case 'step':
-      if (event.phase !== 'start') log(`    ${event.phase === 'done' ? 'ok  ' : 'FAIL'} ${event.step}${event.error ? `: ${event.error}` : ''}`);
+      if (event.phase !== 'start')
+        log(
+          `    ${event.phase === 'done' ? 'ok  ' : 'FAIL'} ${event.step}${event.error ? `: ${event.error}` : ''}`,
+        );
       return;
     case 'retry':
       log(`    retry ${event.what} (attempt ${event.attempt}, ${event.delayMs} ms): ${event.error}`);
       return;
     case 'idle-cleanup':
-      log(`  idle cleanup: ${event.skipped ? `skipped (${event.skipped})` : `removed [${event.removed.join(', ')}]`}`);
+      log(
+        `  idle cleanup: ${event.skipped ? `skipped (${event.skipped})` : `removed [${event.removed.join(', ')}]`}`,
+      );
       return;
     case 'converged':
       log(`  converged after ${event.passes} pass(es)`);

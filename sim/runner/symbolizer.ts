@@ -19,8 +19,14 @@ export function makeSymbolizer(symbols: Readonly<Record<string, string>>): (text
   };
 }
 
-function symbolize(text: string, full: ReadonlyMap<string, string>, short: ReadonlyMap<string, string>): string {
+function symbolize(
+  text: string,
+  full: ReadonlyMap<string, string>,
+  short: ReadonlyMap<string, string>,
+): string {
   return text
-      .replace(/sha256:([0-9a-f]{64})/g, (m, hex: string) => (full.has(hex) ? `<${full.get(hex)}>` : `sha256:${hex.slice(0, 12)}`))
-      .replace(/\b([0-9a-f]{12})\b/g, (m, hex: string) => (short.has(hex) ? `<${short.get(hex)}>` : m));
+    .replace(/sha256:([0-9a-f]{64})/g, (m, hex: string) =>
+      full.has(hex) ? `<${full.get(hex)}>` : `sha256:${hex.slice(0, 12)}`,
+    )
+    .replace(/\b([0-9a-f]{12})\b/g, (m, hex: string) => (short.has(hex) ? `<${short.get(hex)}>` : m));
 }

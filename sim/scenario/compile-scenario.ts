@@ -76,7 +76,9 @@ export function compileScenario(text: string, options: CompileOptions): Compiled
   } catch (error) {
     // Input nested deeply enough to exhaust the stack (in the YAML parser or the schema): one line.
     if (error instanceof RangeError) {
-      throw scenarioError(options.file, [{ line: 1, col: 1, path: '', message: `nested too deeply to read (${error.message})` }]);
+      throw scenarioError(options.file, [
+        { line: 1, col: 1, path: '', message: `nested too deeply to read (${error.message})` },
+      ]);
     }
     throw error;
   }
@@ -90,7 +92,12 @@ function compileText(text: string, options: CompileOptions): CompiledScenario {
       parsed.doc.errors.map((e) => {
         const { line, col } = positionOf(parsed, e.pos[0]);
         const text = oneLine(e.message.split('\n')[0] ?? e.code);
-        return { line, col, path: '', message: /call stack/i.test(text) ? 'nested too deeply to read' : text };
+        return {
+          line,
+          col,
+          path: '',
+          message: /call stack/i.test(text) ? 'nested too deeply to read' : text,
+        };
       }),
     );
   }
@@ -136,11 +143,15 @@ function firstAliasOffset(parsed: ParsedYaml): number | undefined {
  * (our `apps`/`dependent`, balena v2 `local`, or balena v3 device UUIDs holding `apps`).
  */
 function targetFileHint(value: unknown): string | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || 'name' in value) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || 'name' in value)
+    return undefined;
   const keys = Object.keys(value);
   const record = value as Record<string, unknown>;
-  const v3 = keys.length > 0 && keys.every((k) => typeof record[k] === 'object' && record[k] !== null && 'apps' in (record[k] as object));
-  if (!v3 && !keys.includes('apps') && !keys.includes('local') && !keys.includes('dependent')) return undefined;
+  const v3 =
+    keys.length > 0 &&
+    keys.every((k) => typeof record[k] === 'object' && record[k] !== null && 'apps' in (record[k] as object));
+  if (!v3 && !keys.includes('apps') && !keys.includes('local') && !keys.includes('dependent'))
+    return undefined;
   return "this looks like a target file, not a scenario; use image-keeper apply, or reference it from a scenario's apply: {file: ...}";
 }
 
@@ -155,7 +166,9 @@ function scenarioError(file: string, problems: readonly ScenarioProblem[]): Keep
   const clip = (text: string): string => (text.length > 400 ? `${text.slice(0, 397)}...` : text);
   const lines = sorted
     .slice(0, 20)
-    .map((p) => `${file}:${p.line}:${p.col}: ${clip(p.message)}${p.path === '' ? '' : ` (at ${clip(p.path)})`}`);
+    .map(
+      (p) => `${file}:${p.line}:${p.col}: ${clip(p.message)}${p.path === '' ? '' : ` (at ${clip(p.path)})`}`,
+    );
   if (sorted.length > 20) lines.push(`${file}: ... and ${sorted.length - 20} more problems`);
   return new KeeperError('INVALID_SCENARIO', lines.join('\n'), { details: { file, problems: sorted } });
 }

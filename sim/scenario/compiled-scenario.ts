@@ -63,7 +63,12 @@ export interface InitialState {
 }
 
 export type ScenarioStep =
-  | { readonly kind: 'apply'; readonly target: Target; readonly intermediate: boolean; readonly line?: number }
+  | {
+      readonly kind: 'apply';
+      readonly target: Target;
+      readonly intermediate: boolean;
+      readonly line?: number;
+    }
   /** Clean restart: a fresh core over the durable state, startup cleanup, then apply the persisted target. */
   | { readonly kind: 'restart'; readonly line?: number }
   /**
@@ -85,23 +90,43 @@ export type ScenarioStep =
     }
   | { readonly kind: 'idle'; readonly line?: number }
   /** Runs an idle tick while the pull of `ref` is in flight, after `afterLayers` layers. */
-  | { readonly kind: 'idle-during-pull'; readonly ref: string; readonly afterLayers: number; readonly line?: number }
+  | {
+      readonly kind: 'idle-during-pull';
+      readonly ref: string;
+      readonly afterLayers: number;
+      readonly line?: number;
+    }
   | {
       readonly kind: 'container';
       readonly action: 'stop' | 'start' | 'remove' | 'lock' | 'unlock';
-      readonly match: { readonly serviceName?: string; readonly appId?: number; readonly containerId?: string };
+      readonly match: {
+        readonly serviceName?: string;
+        readonly appId?: number;
+        readonly containerId?: string;
+      };
       readonly line?: number;
     }
   /** Adds a container (for example one image-keeper does not manage). */
   | { readonly kind: 'add-container'; readonly container: Container; readonly line?: number }
   | { readonly kind: 'wipe-db'; readonly line?: number }
-  | { readonly kind: 'delete-rows'; readonly match: { readonly name?: string; readonly serviceName?: string }; readonly line?: number }
+  | {
+      readonly kind: 'delete-rows';
+      readonly match: { readonly name?: string; readonly serviceName?: string };
+      readonly line?: number;
+    }
   | { readonly kind: 'set-dependent'; readonly images: readonly TargetImage[]; readonly line?: number }
   /** The next `times` engine operations of this kind fail (optionally only for `ref`). */
   | {
       readonly kind: 'engine-fault';
       readonly op: 'pull' | 'delta' | 'remove';
-      readonly error: 'registry-500' | 'registry-404' | 'registry-401' | 'timeout' | 'disk-full' | 'register-layer' | 'source-missing';
+      readonly error:
+        | 'registry-500'
+        | 'registry-404'
+        | 'registry-401'
+        | 'timeout'
+        | 'disk-full'
+        | 'register-layer'
+        | 'source-missing';
       readonly times: number;
       readonly ref?: string;
       readonly line?: number;
@@ -125,7 +150,11 @@ export interface Expectations {
   /** Default true: the planner emits nothing more at the end. */
   readonly converged: boolean;
   /** Containers at the end: service name to image ID (and running). */
-  readonly containers?: readonly { readonly serviceName: string; readonly imageId: string; readonly running?: boolean }[];
+  readonly containers?: readonly {
+    readonly serviceName: string;
+    readonly imageId: string;
+    readonly running?: boolean;
+  }[];
   /** Image IDs that must exist at EVERY step of the run (checked after every port call). */
   readonly alwaysPresent: readonly string[];
   /** Image IDs that must never be the subject of a removal attempt. */

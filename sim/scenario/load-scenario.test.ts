@@ -457,7 +457,11 @@ images:
     writeFileSync(join(dir, 'scenario.yaml'), 'name: x\nsteps: [\n');
     const lines = (() => {
       try {
-        loadScenarioText('name: x\nsteps:\n  - apply: { file: bad.json }\n  - apply: { file: scenario.yaml }\n', 's.yaml', dir);
+        loadScenarioText(
+          'name: x\nsteps:\n  - apply: { file: bad.json }\n  - apply: { file: scenario.yaml }\n',
+          's.yaml',
+          dir,
+        );
       } catch (error) {
         return (error as Error).message.split('\n');
       }
@@ -489,7 +493,11 @@ steps:
       "s.yaml:12:61: serviceId 7 appears twice in app 2 (services 'main' and 'side'); each service needs its own id (at steps[1].apply.apps[0].services[1].id)",
     ]);
     const dir = mkdtempSync(join(tmpdir(), 'scenario-'));
-    const v3 = (id: number) => ({ id, name: 'a', releases: { c1: { id: 1, services: { m: { id: 1, image_id: 1, image: 'reg.local/a:1' } } } } });
+    const v3 = (id: number) => ({
+      id,
+      name: 'a',
+      releases: { c1: { id: 1, services: { m: { id: 1, image_id: 1, image: 'reg.local/a:1' } } } },
+    });
     writeFileSync(join(dir, 'dup.json'), JSON.stringify({ dev: { apps: { u1: v3(1701), u2: v3(1701) } } }));
     expect(() => loadScenarioText('name: x\nsteps:\n  - apply: { file: dup.json }\n', 's.yaml', dir)).toThrow(
       's.yaml:3:20: invalid target file dup.json: app id 1701 appears twice (dev.apps.u1 and dev.apps.u2); each app needs its own id (at dev.apps.u2.id) (at steps[0].apply.file)',
@@ -526,7 +534,12 @@ initial:
 
   it('reports a YAML alias bomb as one line, not a crash', () => {
     const levels = ['a: &a [x, x, x, x, x, x, x, x, x]'];
-    for (let i = 1; i < 10; i++) levels.push(`l${i}: &l${i} [${Array(9).fill(i === 1 ? '*a' : `*l${i - 1}`).join(', ')}]`);
+    for (let i = 1; i < 10; i++)
+      levels.push(
+        `l${i}: &l${i} [${Array(9)
+          .fill(i === 1 ? '*a' : `*l${i - 1}`)
+          .join(', ')}]`,
+      );
     expect(problems(`name: bomb\n${levels.join('\n')}\n`)).toEqual([
       's.yaml:3:10: YAML aliases expand to too much data (more than 1000 alias expansions)',
     ]);
@@ -544,7 +557,8 @@ initial:
   });
 
   it('says when a target file is given where a scenario is expected', () => {
-    const hint = "s.json:1:1: this looks like a target file, not a scenario; use image-keeper apply, or reference it from a scenario's apply: {file: ...}";
+    const hint =
+      "s.json:1:1: this looks like a target file, not a scenario; use image-keeper apply, or reference it from a scenario's apply: {file: ...}";
     expect(problems('{ "apps": [{ "id": 1, "commit": "c" }] }', 's.json')).toEqual([hint]);
     expect(problems('{ "local": { "apps": {} } }', 's.json')).toEqual([hint]);
     expect(problems('{ "dev1": { "apps": {} } }', 's.json')).toEqual([hint]);

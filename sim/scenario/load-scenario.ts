@@ -46,9 +46,13 @@ export async function loadScenarios(pathOrFolder: string): Promise<CompiledScena
   });
   const files = info.isDirectory() ? (await scenarioFiles(pathOrFolder)).sort() : [pathOrFolder];
   if (files.length === 0) {
-    throw new KeeperError('INVALID_SCENARIO', `${pathOrFolder}: no scenario files (*.yaml, *.yml, *.json) in this folder`, {
-      details: { file: pathOrFolder },
-    });
+    throw new KeeperError(
+      'INVALID_SCENARIO',
+      `${pathOrFolder}: no scenario files (*.yaml, *.yml, *.json) in this folder`,
+      {
+        details: { file: pathOrFolder },
+      },
+    );
   }
   const loaded: CompiledScenario[] = [];
   const failures: string[] = [];
@@ -78,10 +82,14 @@ function unreadable(path: string, error: NodeJS.ErrnoException): KeeperError {
     ENAMETOOLONG: 'the path is too long',
   };
   const message = why[error.code ?? ''] ?? `cannot read: ${error.message.replace(/\s*\n\s*/g, ' ')}`;
-  return new KeeperError('INVALID_SCENARIO', `${path}: ${message}${error.code !== undefined && why[error.code] !== undefined ? ` (${error.code})` : ''}`, {
-    cause: error,
-    details: { file: path },
-  });
+  return new KeeperError(
+    'INVALID_SCENARIO',
+    `${path}: ${message}${error.code !== undefined && why[error.code] !== undefined ? ` (${error.code})` : ''}`,
+    {
+      cause: error,
+      details: { file: path },
+    },
+  );
 }
 
 async function scenarioFiles(folder: string): Promise<string[]> {

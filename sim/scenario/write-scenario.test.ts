@@ -234,16 +234,20 @@ function scenarioArbitrary(): fc.Arbitrary<Doc> {
               commit,
               releaseId: cloudId,
               services: opt(
-                fc.uniqueArray(
-                  fc.record({
-                    id: opt(smallId),
-                    name: service,
-                    image: ref,
-                    imageId: cloudId,
-                    strategy: opt(fc.constantFrom('download-then-kill', 'delete-then-download')),
-                  }),
-                  { selector: (s) => s.name, maxLength: 3 },
-                ).filter((list) => new Set(list.map((s) => s.id ?? deriveServiceId(s.name))).size === list.length),
+                fc
+                  .uniqueArray(
+                    fc.record({
+                      id: opt(smallId),
+                      name: service,
+                      image: ref,
+                      imageId: cloudId,
+                      strategy: opt(fc.constantFrom('download-then-kill', 'delete-then-download')),
+                    }),
+                    { selector: (s) => s.name, maxLength: 3 },
+                  )
+                  .filter(
+                    (list) => new Set(list.map((s) => s.id ?? deriveServiceId(s.name))).size === list.length,
+                  ),
               ),
             }),
             { selector: (a) => a.id, maxLength: 3 },

@@ -49,7 +49,9 @@ async function status(): Promise<StatusReport> {
 }
 
 function rowsOf(report: StatusReport): string[] {
-  return report.rows.map((r) => `${r.serviceName}@${r.commit.slice(0, 2)} ${r.name} -> ${r.dockerImageId ?? 'null'}`).sort();
+  return report.rows
+    .map((r) => `${r.serviceName}@${r.commit.slice(0, 2)} ${r.name} -> ${r.dockerImageId ?? 'null'}`)
+    .sort();
 }
 
 beforeAll(async () => {
@@ -89,7 +91,9 @@ beforeAll(async () => {
   // An operator's own image and (created, never started) container on the same engine.
   await runDockerCli(info.socketPath, ['pull', base.ref]);
   await runDockerCli(info.socketPath, ['tag', base.ref, 'operator/tool:1']);
-  foreignContainer = (await runDockerCli(info.socketPath, ['create', '--network', 'none', 'operator/tool:1', '/bin/sh'])).stdout.trim();
+  foreignContainer = (
+    await runDockerCli(info.socketPath, ['create', '--network', 'none', 'operator/tool:1', '/bin/sh'])
+  ).stdout.trim();
 });
 
 afterAll(async () => {
@@ -105,9 +109,11 @@ describe('apply: a first install and two updates', () => {
     const lines = r.stdout.trim().split('\n');
     expect(r.events).toHaveLength(lines.length);
     const types = new Set(r.events.map((e) => e['type']));
-    for (const type of ['device', 'startup-cleanup', 'pass', 'step', 'progress', 'converged', 'done']) expect(types).toContain(type);
+    for (const type of ['device', 'startup-cleanup', 'pass', 'step', 'progress', 'converged', 'done'])
+      expect(types).toContain(type);
     expect(r.events[0]).toMatchObject({ type: 'device', db, engine: ENGINE, dbCreated: true });
-    const lastOf = (ref: string) => r.events.filter((e) => e['type'] === 'progress' && e['ref'] === ref).at(-1);
+    const lastOf = (ref: string) =>
+      r.events.filter((e) => e['type'] === 'progress' && e['ref'] === ref).at(-1);
     for (const image of [mainV1, workerV1]) {
       const last = lastOf(image.digestRef);
       expect(last, image.digestRef).toBeDefined();
@@ -122,9 +128,15 @@ describe('apply: a first install and two updates', () => {
 
     const report = await status();
     expect(rowsOf(report)).toEqual(
-      [`main@4b ${mainV1.digestRef} -> ${mainV1.imageId}`, `worker@4b ${workerV1.digestRef} -> ${workerV1.imageId}`].sort(),
+      [
+        `main@4b ${mainV1.digestRef} -> ${mainV1.imageId}`,
+        `worker@4b ${workerV1.digestRef} -> ${workerV1.imageId}`,
+      ].sort(),
     );
-    const services = report.containers.filter((c) => c.service).map((c) => `${c.service!.serviceName} ${c.imageId}`).sort();
+    const services = report.containers
+      .filter((c) => c.service)
+      .map((c) => `${c.service!.serviceName} ${c.imageId}`)
+      .sort();
     expect(services).toEqual([`main ${mainV1.imageId}`, `worker ${workerV1.imageId}`]);
   });
 
@@ -139,14 +151,29 @@ describe('apply: a first install and two updates', () => {
     // Only the v2 app layer crossed the wire: base and the 1 MiB lib layer were already there.
     expect(v2!['bytesTotal'] as number).toBeLessThan(256 * 1024);
     expect(r.events.some((e) => e['type'] === 'progress' && e['ref'] === workerV1.digestRef)).toBe(false);
-    expect(r.events.some((e) => e['type'] === 'step' && e['phase'] === 'done' && String(e['step']).startsWith(`save ${workerV1.digestRef}`))).toBe(true);
+    expect(
+      r.events.some(
+        (e) =>
+          e['type'] === 'step' &&
+          e['phase'] === 'done' &&
+          String(e['step']).startsWith(`save ${workerV1.digestRef}`),
+      ),
+    ).toBe(true);
 
     const report = await status();
     expect(rowsOf(report)).toEqual(
-      [`main@b9 ${mainV2.digestRef} -> ${mainV2.imageId}`, `worker@b9 ${workerV1.digestRef} -> ${workerV1.imageId}`].sort(),
+      [
+        `main@b9 ${mainV2.digestRef} -> ${mainV2.imageId}`,
+        `worker@b9 ${workerV1.digestRef} -> ${workerV1.imageId}`,
+      ].sort(),
     );
     const pinned = report.images.find((i) => i.id === mainV1.imageId);
-    expect(pinned).toMatchObject({ mark: 'foreign', repoTags: ['operator/pinned:v1'], repoDigests: [], needs: [] });
+    expect(pinned).toMatchObject({
+      mark: 'foreign',
+      repoTags: ['operator/pinned:v1'],
+      repoDigests: [],
+      needs: [],
+    });
     expect(await imageExists('operator/tool:1')).toBe(true);
     expect((await docker.getContainer(foreignContainer).inspect()).Id).toBe(foreignContainer);
   });
@@ -156,12 +183,19 @@ describe('apply: a first install and two updates', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('\u001b['); // the bars are redrawn in place
     expect(r.stdout).toMatch(/\[[=> ]{20}\] +\d+%/);
-    expect(r.stdout).toMatch(new RegExp(`✓ fetch ${bigV1.digestRef.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} .*\\(\\d+\\.\\d MiB, 2/2 layers in .*/s\\)`));
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `✓ fetch ${bigV1.digestRef.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} .*\\(\\d+\\.\\d MiB, 2/2 layers in .*/s\\)`,
+      ),
+    );
     expect(r.stdout).toMatch(/converged after \d+ pass/);
     expect(r.stdout).not.toContain('{"type"');
 
     const report = await status();
-    expect(rowsOf(report)).toEqual([`big@c3 ${bigV1.digestRef} -> ${bigV1.imageId}`, `main@c3 ${mainV2.digestRef} -> ${mainV2.imageId}`]);
+    expect(rowsOf(report)).toEqual([
+      `big@c3 ${bigV1.digestRef} -> ${bigV1.imageId}`,
+      `main@c3 ${mainV2.digestRef} -> ${mainV2.imageId}`,
+    ]);
     expect(await imageExists(workerV1.imageId)).toBe(false);
     expect(report.containers.some((c) => c.service?.serviceName === 'worker')).toBe(false);
     expect(await imageExists('operator/tool:1')).toBe(true);
@@ -181,7 +215,8 @@ describe('status and cleanup', () => {
     expect(text).toContain(`target:   2 service(s), 0 dependent image(s)`);
     expect(text).toContain(`${APP}/big@c3d5e7f9 = ${bigV1.digestRef}`);
     expect(text).toMatch(new RegExp(`#\\d+ ${APP}/main@c3d5e7f9 .* -> ${short(mainV2.imageId)}`));
-    const imageLine = (id: string): string => text.split('\n').find((l) => l.startsWith(`  ${short(id)} `)) ?? '';
+    const imageLine = (id: string): string =>
+      text.split('\n').find((l) => l.startsWith(`  ${short(id)} `)) ?? '';
     expect(imageLine(mainV2.imageId)).toMatch(/managed .*\[needed: (running|stopped) container, target\]/);
     expect(imageLine(bigV1.imageId)).toMatch(/managed .*\[needed: (running|stopped) container, target\]/);
     expect(imageLine(base.imageId)).toMatch(/foreign .*operator\/tool:1.*\[needed: stopped container\]/);
@@ -192,20 +227,27 @@ describe('status and cleanup', () => {
   });
 
   test('cleanup --dry-run prints the dangling image it would remove and removes nothing; cleanup removes it', async () => {
-    const main = (await docker.listContainers({ all: true })).find((c) => c.Labels['io.image-keeper.service-name'] === 'main');
+    const main = (await docker.listContainers({ all: true })).find(
+      (c) => c.Labels['io.image-keeper.service-name'] === 'main',
+    );
     const dangling = (await runDockerCli(info.socketPath, ['commit', main!.Id])).stdout.trim();
     const dry = await cli(['cleanup', '--dry-run']);
     expect(dry.stderr).toBe('');
     expect(dry.code).toBe(0);
-    expect(dry.stdout.trim()).toBe(`idle cleanup: would remove image ${short(dangling)} (dangling: no tag, no digest, no row, no container)`);
+    expect(dry.stdout.trim()).toBe(
+      `idle cleanup: would remove image ${short(dangling)} (dangling: no tag, no digest, no row, no container)`,
+    );
     expect(await imageExists(dangling)).toBe(true);
 
     const real = await cli(['cleanup']);
     expect(real.stderr).toBe('');
     expect(real.code).toBe(0);
-    expect(real.stdout.trim()).toBe(`idle cleanup: removed image ${short(dangling)} (dangling: no tag, no digest, no row, no container)`);
+    expect(real.stdout.trim()).toBe(
+      `idle cleanup: removed image ${short(dangling)} (dangling: no tag, no digest, no row, no container)`,
+    );
     expect(await imageExists(dangling)).toBe(false);
-    for (const kept of [mainV2.imageId, bigV1.imageId, 'operator/tool:1', 'operator/pinned:v1']) expect(await imageExists(kept), kept).toBe(true);
+    for (const kept of [mainV2.imageId, bigV1.imageId, 'operator/tool:1', 'operator/pinned:v1'])
+      expect(await imageExists(kept), kept).toBe(true);
 
     const again = await cli(['cleanup']);
     expect(again.stdout.trim()).toBe('nothing to clean up: nothing was changed');
@@ -215,9 +257,15 @@ describe('status and cleanup', () => {
 describe('an operator builds an image FROM a managed one', () => {
   const CHILD_APP = 1702;
   let childDb: string;
-  const childDevice = (args: readonly string[]): Promise<CliResult> => runCli([...args, '--db', childDb, '--engine', ENGINE]);
+  const childDevice = (args: readonly string[]): Promise<CliResult> =>
+    runCli([...args, '--db', childDb, '--engine', ENGINE]);
   const oneService = (name: string, commit: string, releaseId: number, image: string): string =>
-    writeBalenaTarget(dir, name, { appId: CHILD_APP, commit, releaseId, services: { tool: { id: 32001, imageId: releaseId, image } } });
+    writeBalenaTarget(dir, name, {
+      appId: CHILD_APP,
+      commit,
+      releaseId,
+      services: { tool: { id: 32001, imageId: releaseId, image } },
+    });
 
   beforeAll(async () => {
     await resetEngine(docker);
@@ -232,11 +280,21 @@ describe('an operator builds an image FROM a managed one', () => {
     const context = join(dir, 'child-context');
     mkdirSync(context, { recursive: true });
     writeFileSync(join(context, 'Dockerfile'), `FROM ${workerV1.digestRef}\nLABEL operator.built=yes\n`);
-    await runDockerCli(info.socketPath, ['build', '--pull=false', '--network', 'none', '-t', 'operator/child:1', context]);
+    await runDockerCli(info.socketPath, [
+      'build',
+      '--pull=false',
+      '--network',
+      'none',
+      '-t',
+      'operator/child:1',
+      context,
+    ]);
     const child = await docker.getImage('operator/child:1').inspect();
     expect(child.Parent).toBe(workerV1.imageId);
     // Docker refuses even a forced delete of a parent: this is what the update below meets.
-    await expect(docker.getImage(workerV1.imageId).remove({ force: true })).rejects.toMatchObject({ statusCode: 409 });
+    await expect(docker.getImage(workerV1.imageId).remove({ force: true })).rejects.toMatchObject({
+      statusCode: 409,
+    });
 
     const update = await childDevice(['apply', oneService('child-update', C2, 2002, mainV1.digestRef)]);
     expect(update.stderr).toBe('');

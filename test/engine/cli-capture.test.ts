@@ -66,16 +66,26 @@ afterAll(async () => {
 });
 
 /** A device state as comparable text: image IDs replaced by the image's references (identity by digest). */
-function comparable(rows: readonly ImageRow[], images: readonly EngineImage[], containers: readonly Container[]): { rows: string[]; images: string[]; containers: string[] } {
+function comparable(
+  rows: readonly ImageRow[],
+  images: readonly EngineImage[],
+  containers: readonly Container[],
+): { rows: string[]; images: string[]; containers: string[] } {
   const refsOf = (id: string | null): string => {
     if (id === null) return 'null';
     const image = images.find((i) => i.id === id);
     return image ? [...image.repoDigests, ...image.repoTags].sort().join(',') || 'dangling' : 'missing';
   };
   return {
-    rows: rows.map((r) => `${r.name} ${r.appId}/${r.serviceName}@${r.commit} -> ${refsOf(r.dockerImageId)}`).sort(),
+    rows: rows
+      .map((r) => `${r.name} ${r.appId}/${r.serviceName}@${r.commit} -> ${refsOf(r.dockerImageId)}`)
+      .sort(),
     images: images.map((i) => refsOf(i.id)).sort(),
-    containers: containers.map((c) => `${c.service ? `${c.service.serviceName}@${c.service.commit}` : c.id} on ${refsOf(c.imageId)}`).sort(),
+    containers: containers
+      .map(
+        (c) => `${c.service ? `${c.service.serviceName}@${c.service.commit}` : c.id} on ${refsOf(c.imageId)}`,
+      )
+      .sort(),
   };
 }
 
@@ -91,10 +101,14 @@ describe('capture of an update cut by SIGKILL, replayed on the fakes', () => {
     test(`cut at ${point}: the capture replays to the state the device reaches when it restarts`, async () => {
       const caseDir = mkdtempSync(join(dir, `${point}-`));
       const db = join(caseDir, 'images.sqlite');
-      const onDevice = (args: readonly string[], env: Record<string, string> = {}) => runCli([...args, '--db', db, '--engine', ENGINE], { env });
+      const onDevice = (args: readonly string[], env: Record<string, string> = {}) =>
+        runCli([...args, '--db', db, '--engine', ENGINE], { env });
       expect((await onDevice(['apply', first])).code).toBe(0);
 
-      const cut = await onDevice(['apply', update], { IMAGE_KEEPER_TEST_HOOKS: '1', IMAGE_KEEPER_CRASH_AT: `${point}:1:${match}` });
+      const cut = await onDevice(['apply', update], {
+        IMAGE_KEEPER_TEST_HOOKS: '1',
+        IMAGE_KEEPER_CRASH_AT: `${point}:1:${match}`,
+      });
       expect(cut.signal).toBe('SIGKILL');
       expect(cut.stderr).toContain(`image-keeper: crash hook: SIGKILL at ${point} #1 (`);
       // No finally block ran: the lock names a dead pid, and the next command takes it over.
@@ -107,17 +121,23 @@ describe('capture of an update cut by SIGKILL, replayed on the fakes', () => {
         expect(status.stdout).toContain(`-> ${after}`);
         expect(status.stdout).toMatch(new RegExp(`delete row ${escape(mainV2.digestRef)} \\(no image\\)`));
       } else {
-        expect(status.stdout).toMatch(new RegExp(`delete row ${escape(mainV1.digestRef)} \\(image [0-9a-f]{12} gone\\)`));
+        expect(status.stdout).toMatch(
+          new RegExp(`delete row ${escape(mainV1.digestRef)} \\(image [0-9a-f]{12} gone\\)`),
+        );
       }
       const dry = await onDevice(['cleanup', '--dry-run']);
       expect(dry.code).toBe(0);
-      expect(dry.stdout).toMatch(/^startup cleanup: would delete row .*\((no image|image [0-9a-f]{12} gone)\)$/m);
+      expect(dry.stdout).toMatch(
+        /^startup cleanup: would delete row .*\((no image|image [0-9a-f]{12} gone)\)$/m,
+      );
 
       const capture = join(caseDir, 'capture.yaml');
       const captured = await onDevice(['capture', capture]);
       expect(captured.stderr).toBe('');
       expect(captured.code).toBe(0);
-      expect(captured.stdout).toMatch(/^captured \d+ row\(s\), \d+ engine image\(s\), 2 container\(s\) and the persisted target into /);
+      expect(captured.stdout).toMatch(
+        /^captured \d+ row\(s\), \d+ engine image\(s\), 2 container\(s\) and the persisted target into /,
+      );
       expect(readFileSync(capture, 'utf8')).toContain('restart');
 
       const replay = await runCli(['run', capture]);
@@ -137,7 +157,10 @@ describe('capture of an update cut by SIGKILL, replayed on the fakes', () => {
       const realState = comparable(report.rows, realImages, report.containers);
       expect(fakeState).toEqual(realState);
       expect(realState.rows).toEqual(
-        [`${mainV2.digestRef} 1701/main@${C2} -> ${mainV2.digestRef}`, `${workerV1.digestRef} 1701/worker@${C2} -> ${workerV1.digestRef}`].sort(),
+        [
+          `${mainV2.digestRef} 1701/main@${C2} -> ${mainV2.digestRef}`,
+          `${workerV1.digestRef} 1701/worker@${C2} -> ${workerV1.digestRef}`,
+        ].sort(),
       );
     });
   }

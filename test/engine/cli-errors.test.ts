@@ -6,7 +6,15 @@
  * documented exit code, and loses nothing: rows, images and the DB file are as before.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, test } from 'vitest';
 import type { StatusReport } from '../../cli/status-command.js';
@@ -34,7 +42,12 @@ function target(name: string, services: Record<string, string>, commit = COMMIT)
     appId: 42,
     commit,
     releaseId: 4200,
-    services: Object.fromEntries(Object.entries(services).map(([service, image]) => [service, { id: 31000 + ++id, imageId: 5000 + id, image }])),
+    services: Object.fromEntries(
+      Object.entries(services).map(([service, image]) => [
+        service,
+        { id: 31000 + ++id, imageId: 5000 + id, image },
+      ]),
+    ),
   });
 }
 
@@ -49,7 +62,9 @@ function oneLine(r: CliResult, code: string): string {
 async function rowsOf(db: string, engine = ENGINE): Promise<string[]> {
   const r = await runCli(['status', '--json', '--db', db, '--engine', engine]);
   expect(r.code, r.stderr).toBe(0);
-  return (JSON.parse(r.stdout) as StatusReport).rows.map((row) => `${row.serviceName} ${row.name} -> ${row.dockerImageId ?? 'null'}`).sort();
+  return (JSON.parse(r.stdout) as StatusReport).rows
+    .map((row) => `${row.serviceName} ${row.name} -> ${row.dockerImageId ?? 'null'}`)
+    .sort();
 }
 
 beforeAll(async () => {
@@ -77,7 +92,9 @@ describe('usage and input', () => {
     expect(oneLine(none, 'USAGE')).toContain('pass --engine unix:///path/to/docker.sock or set DOCKER_HOST');
     const tcp = await runCli(['status', '--db', db], { env: { DOCKER_HOST: 'tcp://127.0.0.1:2375' } });
     expect(tcp.code).toBe(2);
-    expect(oneLine(tcp, 'USAGE')).toContain('DOCKER_HOST "tcp://127.0.0.1:2375" is not a local engine socket');
+    expect(oneLine(tcp, 'USAGE')).toContain(
+      'DOCKER_HOST "tcp://127.0.0.1:2375" is not a local engine socket',
+    );
     const fromEnv = await runCli(['status', '--db', db], { env: { DOCKER_HOST: ENGINE } });
     expect(fromEnv.code).toBe(0);
     expect(fromEnv.stdout).toContain(`engine:   ${ENGINE}`);
@@ -87,10 +104,16 @@ describe('usage and input', () => {
 
   test('the crash hook is ignored (with a warning) unless test hooks are on, and refused when malformed', async () => {
     const db = join(dir, 'hook', 'images.sqlite');
-    const ignored = await runCli(['status', '--db', db, '--engine', ENGINE], { env: { IMAGE_KEEPER_CRASH_AT: 'after-row-stored' } });
+    const ignored = await runCli(['status', '--db', db, '--engine', ENGINE], {
+      env: { IMAGE_KEEPER_CRASH_AT: 'after-row-stored' },
+    });
     expect(ignored.code).toBe(0);
-    expect(ignored.stderr.trim()).toBe('image-keeper: warning: IMAGE_KEEPER_CRASH_AT ignored: it is a test hook and IMAGE_KEEPER_TEST_HOOKS=1 is not set');
-    const bad = await runCli(['status', '--db', db, '--engine', ENGINE], { env: { IMAGE_KEEPER_CRASH_AT: 'after-lunch', IMAGE_KEEPER_TEST_HOOKS: '1' } });
+    expect(ignored.stderr.trim()).toBe(
+      'image-keeper: warning: IMAGE_KEEPER_CRASH_AT ignored: it is a test hook and IMAGE_KEEPER_TEST_HOOKS=1 is not set',
+    );
+    const bad = await runCli(['status', '--db', db, '--engine', ENGINE], {
+      env: { IMAGE_KEEPER_CRASH_AT: 'after-lunch', IMAGE_KEEPER_TEST_HOOKS: '1' },
+    });
     expect(bad.code).toBe(2);
     expect(oneLine(bad, 'USAGE')).toContain("unknown crash point 'after-lunch'");
   });
@@ -106,13 +129,20 @@ describe('usage and input', () => {
     const m = await runCli(['apply', malformed, '--db', db, '--engine', ENGINE]);
     expect(m.code).toBe(2);
     // The parser may name the line and column of the problem (file:line:col).
-    expect(oneLine(m, 'INVALID_TARGET')).toMatch(new RegExp(`${malformed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(:\\d+:\\d+)?: not valid JSON: `));
+    expect(oneLine(m, 'INVALID_TARGET')).toMatch(
+      new RegExp(`${malformed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(:\\d+:\\d+)?: not valid JSON: `),
+    );
 
     const invalid = join(dir, 'invalid.json');
-    writeFileSync(invalid, JSON.stringify({ apps: [{ id: 42, commit: 'c1', services: [{ name: 'main' }] }] }));
+    writeFileSync(
+      invalid,
+      JSON.stringify({ apps: [{ id: 42, commit: 'c1', services: [{ name: 'main' }] }] }),
+    );
     const i = await runCli(['apply', invalid, '--db', db, '--engine', ENGINE]);
     expect(i.code).toBe(2);
-    expect(oneLine(i, 'INVALID_TARGET')).toMatch(new RegExp(`^image-keeper: INVALID_TARGET: ${invalid}: .*image.*\\(at apps\\[0\\]\\.services\\[0\\]`));
+    expect(oneLine(i, 'INVALID_TARGET')).toMatch(
+      new RegExp(`^image-keeper: INVALID_TARGET: ${invalid}: .*image.*\\(at apps\\[0\\]\\.services\\[0\\]`),
+    );
 
     expect(readFileSync(db).equals(before)).toBe(true);
     expect(await rowsOf(db)).toEqual([`main ${mainV1.digestRef} -> ${mainV1.imageId}`]);
@@ -142,7 +172,9 @@ describe('the state DB', () => {
     const aside = readdirSync(join(dir, 'corrupt')).filter((f) => f.startsWith('images.sqlite.corrupt-'));
     expect(aside).toHaveLength(1);
     expect(readFileSync(join(dir, 'corrupt', aside[0]!)).equals(damaged)).toBe(true);
-    expect(recovered.events.find((e) => e['type'] === 'db-recovered')).toMatchObject({ movedTo: join(dir, 'corrupt', aside[0]!) });
+    expect(recovered.events.find((e) => e['type'] === 'db-recovered')).toMatchObject({
+      movedTo: join(dir, 'corrupt', aside[0]!),
+    });
     // The image was still on the engine: saved by digest, nothing downloaded.
     expect(recovered.events.some((e) => e['type'] === 'progress')).toBe(false);
     expect(await rowsOf(db)).toEqual([`main ${mainV1.digestRef} -> ${mainV1.imageId}`]);
@@ -165,7 +197,9 @@ describe('the state DB', () => {
       });
       const second = await runCli(['status', '--db', db, '--engine', ENGINE]);
       expect(second.code).toBe(4);
-      expect(oneLine(second, 'DB_LOCKED')).toBe(`image-keeper: DB_LOCKED: another image-keeper (pid ${first.child.pid}) holds ${db}.lock`);
+      expect(oneLine(second, 'DB_LOCKED')).toBe(
+        `image-keeper: DB_LOCKED: another image-keeper (pid ${first.child.pid}) holds ${db}.lock`,
+      );
       expect(second.ms).toBeLessThan(5_000);
     } finally {
       first.child.kill('SIGKILL');
@@ -178,31 +212,36 @@ describe('the state DB', () => {
   test.each([
     ['SIGTERM', 143],
     ['SIGINT', 130],
-  ] as const)('%s during a pull (docker stop, Ctrl-C) releases the lock and exits %i; the next apply converges', async (signal, code) => {
-    const db = join(dir, `signal-${signal}`, 'images.sqlite');
-    await resetEngine(docker); // the pull must really run (and no container of an earlier round may stay)
-    proxy.inject({ kind: 'stall', afterBytes: 256 * 1024, times: 1 });
-    const slow = target(`signal-${signal}`, { big: proxy.through(bigV1.digestRef) });
-    const first = startCli(['apply', slow, '--pull-timeout', '120', '--db', db, '--engine', ENGINE]);
-    await new Promise<void>((resolve, reject) => {
-      let seen = '';
-      first.child.stdout.on('data', (chunk: Buffer) => {
-        seen += chunk.toString('utf8');
-        if (seen.includes('"type":"progress"')) resolve();
+  ] as const)(
+    '%s during a pull (docker stop, Ctrl-C) releases the lock and exits %i; the next apply converges',
+    async (signal, code) => {
+      const db = join(dir, `signal-${signal}`, 'images.sqlite');
+      await resetEngine(docker); // the pull must really run (and no container of an earlier round may stay)
+      proxy.inject({ kind: 'stall', afterBytes: 256 * 1024, times: 1 });
+      const slow = target(`signal-${signal}`, { big: proxy.through(bigV1.digestRef) });
+      const first = startCli(['apply', slow, '--pull-timeout', '120', '--db', db, '--engine', ENGINE]);
+      await new Promise<void>((resolve, reject) => {
+        let seen = '';
+        first.child.stdout.on('data', (chunk: Buffer) => {
+          seen += chunk.toString('utf8');
+          if (seen.includes('"type":"progress"')) resolve();
+        });
+        first.child.once('close', () => reject(new Error(`apply ended early: ${seen}`)));
       });
-      first.child.once('close', () => reject(new Error(`apply ended early: ${seen}`)));
-    });
-    expect(readFileSync(`${db}.lock`, 'utf8').split('\n')[0]).toBe(String(first.child.pid));
-    first.child.kill(signal);
-    const stopped = await first.result;
-    expect(stopped.code).toBe(code);
-    expect(stopped.stderr).toBe(`image-keeper: stopped by ${signal}; ${db}.lock released, the state is kept (run again to continue)\n`);
-    expect(existsSync(`${db}.lock`)).toBe(false);
-    const again = await runCli(['apply', slow, '--db', db, '--engine', ENGINE]);
-    expect(again.stderr).toBe('');
-    expect(again.code).toBe(0);
-    expect(await rowsOf(db)).toEqual([`big ${proxy.through(bigV1.digestRef)} -> ${bigV1.imageId}`]);
-  });
+      expect(readFileSync(`${db}.lock`, 'utf8').split('\n')[0]).toBe(String(first.child.pid));
+      first.child.kill(signal);
+      const stopped = await first.result;
+      expect(stopped.code).toBe(code);
+      expect(stopped.stderr).toBe(
+        `image-keeper: stopped by ${signal}; ${db}.lock released, the state is kept (run again to continue)\n`,
+      );
+      expect(existsSync(`${db}.lock`)).toBe(false);
+      const again = await runCli(['apply', slow, '--db', db, '--engine', ENGINE]);
+      expect(again.stderr).toBe('');
+      expect(again.code).toBe(0);
+      expect(await rowsOf(db)).toEqual([`big ${proxy.through(bigV1.digestRef)} -> ${bigV1.imageId}`]);
+    },
+  );
 
   test('disk full at the DB (a nearly full 1 MiB tmpfs): DISK_FULL naming the file, exit 3, the DB as before', async () => {
     const mount = join(dir, 'dbfull');
@@ -232,18 +271,32 @@ describe('the registry, through a misbehaving loopback proxy', () => {
 
   beforeAll(async () => {
     db = join(dir, 'registry', 'images.sqlite');
-    expect((await runCli(['apply', target('registry-base', { main: mainV1.digestRef }), '--db', db, '--engine', ENGINE])).code).toBe(0);
+    expect(
+      (
+        await runCli([
+          'apply',
+          target('registry-base', { main: mainV1.digestRef }),
+          '--db',
+          db,
+          '--engine',
+          ENGINE,
+        ])
+      ).code,
+    ).toBe(0);
   });
 
   // Tag references: dockerd always asks the registry for a tag's manifest.
-  const withWorker = (name: string): string => target(name, { main: mainV1.digestRef, worker: proxy.through(workerV1.ref) });
+  const withWorker = (name: string): string =>
+    target(name, { main: mainV1.digestRef, worker: proxy.through(workerV1.ref) });
 
   for (const status of [401, 404]) {
     test(`manifest ${status}: REGISTRY_ERROR (${status}), exit 3, not retried, the installed release kept`, async () => {
       proxy.inject({ kind: 'status', target: 'manifest', status });
       const r = await runCli(['apply', withWorker(`registry-${status}`), '--db', db, '--engine', ENGINE]);
       expect(r.code).toBe(3);
-      expect(oneLine(r, 'REGISTRY_ERROR')).toContain(`pull of ${proxy.through(workerV1.ref)} failed (${status})`);
+      expect(oneLine(r, 'REGISTRY_ERROR')).toContain(
+        `pull of ${proxy.through(workerV1.ref)} failed (${status})`,
+      );
       expect(r.events.filter((e) => e['type'] === 'retry')).toEqual([]);
       expect(r.events.some((e) => e['type'] === 'step' && e['phase'] === 'failed')).toBe(true);
       // The pending worker row (step 1 done, pull failed) is what startup cleanup deletes next time.
@@ -274,13 +327,20 @@ describe('the registry, through a misbehaving loopback proxy', () => {
     expect(r.code).toBe(0);
     expect(r.events.filter((e) => e['type'] === 'retry').length).toBeGreaterThanOrEqual(1);
     expect(r.events.at(-1)).toMatchObject({ type: 'done' });
-    expect(await rowsOf(db)).toEqual([installed(), `worker ${proxy.through(workerV1.ref)} -> ${workerV1.imageId}`]);
+    expect(await rowsOf(db)).toEqual([
+      installed(),
+      `worker ${proxy.through(workerV1.ref)} -> ${workerV1.imageId}`,
+    ]);
   });
 
   test('a blob that goes silent: the pull is cut after --pull-timeout, retried visibly, and completes', async () => {
     proxy.inject({ kind: 'stall', afterBytes: 1024 * 1024, times: 1 });
     const big = proxy.through(bigV1.digestRef);
-    const t = target('registry-timeout', { main: mainV1.digestRef, worker: proxy.through(workerV1.ref), big });
+    const t = target('registry-timeout', {
+      main: mainV1.digestRef,
+      worker: proxy.through(workerV1.ref),
+      big,
+    });
     const r = await runCli(['apply', t, '--pull-timeout', '2', '--db', db, '--engine', ENGINE]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -312,20 +372,41 @@ describe('the engine: a private dockerd on a 24 MiB tmpfs', () => {
   });
 
   test('disk full during a pull: DISK_FULL, exit 3, not retried; what was installed is kept', async () => {
-    const r = await runCli(['apply', target('tiny', { main: mainV1.digestRef, big: bigV1.digestRef }), '--db', db, '--engine', tinyUrl]);
+    const r = await runCli([
+      'apply',
+      target('tiny', { main: mainV1.digestRef, big: bigV1.digestRef }),
+      '--db',
+      db,
+      '--engine',
+      tinyUrl,
+    ]);
     expect(r.code).toBe(3);
-    expect(oneLine(r, 'DISK_FULL')).toMatch(new RegExp(`pull of ${bigV1.digestRef.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} failed: .*no space left on device`));
+    expect(oneLine(r, 'DISK_FULL')).toMatch(
+      new RegExp(
+        `pull of ${bigV1.digestRef.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} failed: .*no space left on device`,
+      ),
+    );
     expect(r.events.filter((e) => e['type'] === 'retry')).toEqual([]);
-    expect(await rowsOf(db, tinyUrl)).toEqual([`big ${bigV1.digestRef} -> null`, `main ${mainV1.digestRef} -> ${mainV1.imageId}`]);
+    expect(await rowsOf(db, tinyUrl)).toEqual([
+      `big ${bigV1.digestRef} -> null`,
+      `main ${mainV1.digestRef} -> ${mainV1.imageId}`,
+    ]);
   });
 
   test('engine down (dockerd killed): ENGINE_UNAVAILABLE naming the socket, exit 3, the DB file as before', async () => {
     const before = readFileSync(db);
     await tiny.kill9();
-    for (const command of [['apply', target('tiny-down', { main: mainV1.digestRef })], ['status'], ['cleanup', '--dry-run'], ['capture', join(dir, 'down.yaml')]]) {
+    for (const command of [
+      ['apply', target('tiny-down', { main: mainV1.digestRef })],
+      ['status'],
+      ['cleanup', '--dry-run'],
+      ['capture', join(dir, 'down.yaml')],
+    ]) {
       const r = await runCli([...command, '--db', db, '--engine', tinyUrl]);
       expect(r.code, command[0]).toBe(3);
-      expect(oneLine(r, 'ENGINE_UNAVAILABLE')).toContain(`docker engine at ${tiny.socketPath} does not answer`);
+      expect(oneLine(r, 'ENGINE_UNAVAILABLE')).toContain(
+        `docker engine at ${tiny.socketPath} does not answer`,
+      );
     }
     expect(readFileSync(db).equals(before)).toBe(true);
     expect(existsSync(join(dir, 'down.yaml'))).toBe(false);
@@ -333,8 +414,11 @@ describe('the engine: a private dockerd on a 24 MiB tmpfs', () => {
 });
 
 function mountTmpfs(path: string, size: string): void {
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', path], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`mount -t tmpfs ${path} failed (the disk-full tests need root): ${r.stderr}`);
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', path], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0)
+    throw new Error(`mount -t tmpfs ${path} failed (the disk-full tests need root): ${r.stderr}`);
 }
 
 function unmount(path: string): void {
@@ -344,6 +428,11 @@ function unmount(path: string): void {
 
 /** Fills the file system at `dir` until about `leave` bytes are free. */
 function fillUpTo(dir: string, leave: number): void {
-  const free = Number(spawnSync('stat', ['-f', '-c', '%a*%S', dir], { encoding: 'utf8' }).stdout.trim().split('*').reduce((a, b) => a * Number(b), 1));
+  const free = Number(
+    spawnSync('stat', ['-f', '-c', '%a*%S', dir], { encoding: 'utf8' })
+      .stdout.trim()
+      .split('*')
+      .reduce((a, b) => a * Number(b), 1),
+  );
   writeFileSync(join(dir, 'filler'), Buffer.alloc(Math.max(0, free - leave)));
 }

@@ -58,7 +58,10 @@ describe('fakes and the real engine end in the same state', () => {
   scenarios.forEach((original, index) => {
     const label = basename(original.file).replace(/\.(ya?ml|json)$/, '');
     const scenario = withoutDiskBudget(original);
-    const dropped = scenario !== original ? '; disk limit and disk budget expectations dropped (a stock engine has no limit)' : '';
+    const dropped =
+      scenario !== original
+        ? '; disk limit and disk budget expectations dropped (a stock engine has no limit)'
+        : '';
     const reasons = engineSupportOf(scenario, { processCuts: true });
     if (reasons.length > 0) {
       report.push(`${label}: SKIPPED (${reasons.join('; ')})${dropped}`);

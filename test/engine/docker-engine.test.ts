@@ -305,7 +305,15 @@ describe('removal', () => {
     const context = join(info.rootDir, 'docker-engine-child');
     mkdirSync(context, { recursive: true });
     writeFileSync(join(context, 'Dockerfile'), `FROM ${workerV1.digestRef}\nLABEL child=yes\n`);
-    await runDockerCli(info.socketPath, ['build', '--pull=false', '--network', 'none', '-t', 'operator/child:1', context]);
+    await runDockerCli(info.socketPath, [
+      'build',
+      '--pull=false',
+      '--network',
+      'none',
+      '-t',
+      'operator/child:1',
+      context,
+    ]);
     const error = await failure(engine.removeImage(image.id));
     expect(error.code).toBe('IMAGE_IN_USE');
     expect(error.details['reason']).toBe('child-images');
@@ -313,7 +321,11 @@ describe('removal', () => {
     expect(error.message).not.toContain('\n');
     // The parent keeps its digest reference; untagging it is allowed and the image stays (for the child).
     expect(await engine.removeReference(workerV1.digestRef)).toBe('untagged');
-    expect(await engine.inspectImage(image.id)).toMatchObject({ id: image.id, repoTags: [], repoDigests: [] });
+    expect(await engine.inspectImage(image.id)).toMatchObject({
+      id: image.id,
+      repoTags: [],
+      repoDigests: [],
+    });
     await resetEngine(docker);
   });
 

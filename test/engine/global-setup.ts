@@ -64,7 +64,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   ensureDependencies(log);
   lap('installMs');
   assertNoTestcontainersHostOverride();
-  if (dropped.length > 0) log(`ignoring ${dropped.join(', ')} from the environment: only the private engine is used`);
+  if (dropped.length > 0)
+    log(`ignoring ${dropped.join(', ')} from the environment: only the private engine is used`);
   await sweepStaleRuns(log);
 
   const machineDirsCleanup = noteMachineDirs();

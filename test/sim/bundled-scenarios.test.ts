@@ -25,7 +25,10 @@ describe('every single crash point of every bundled scenario converges without d
       const report = await sweep(scenario, { pairs: false });
       const first = report.failures[0];
       expect(report.crashStates).toBe(report.baselineCalls);
-      expect(first?.result.failures ?? [], first ? `cuts [${first.cutAtCalls.join(', ')}]\n${first.result.trace.join('\n')}` : '').toEqual([]);
+      expect(
+        first?.result.failures ?? [],
+        first ? `cuts [${first.cutAtCalls.join(', ')}]\n${first.result.trace.join('\n')}` : '',
+      ).toEqual([]);
     });
   }
 });

@@ -67,7 +67,8 @@ const NOT_IN_LIBRARY: Readonly<Partial<Record<Mutant, string>>> = {
   'ignore-dependent': 'no entry involves dependent apps',
   'untag-others-reference':
     'no entry has one image carrying the same digest under two repositories, each the name of a row (scenarios/regressions/shared-digest-other-row-reference.yaml has)',
-  'delta-from-other-app': 'no entry has two apps with a service of the same name; FB-06 covers the same-app variant (delta-from-other-service)',
+  'delta-from-other-app':
+    'no entry has two apps with a service of the same name; FB-06 covers the same-app variant (delta-from-other-service)',
 };
 
 const byId = new Map(library.map((s) => [s.id ?? s.name, s]));

@@ -5,7 +5,10 @@ import { randomSim } from '../../sim/explore/random-sim.js';
 import { runScenario } from '../../sim/runner/run-scenario.js';
 import { loadScenarios } from '../../sim/scenario/load-scenario.js';
 
-const scenarios = [...(await loadScenarios('scenarios/basics')), ...(await loadScenarios('scenarios/regressions'))];
+const scenarios = [
+  ...(await loadScenarios('scenarios/basics')),
+  ...(await loadScenarios('scenarios/regressions')),
+];
 const rows: string[] = [];
 
 /**
@@ -25,13 +28,20 @@ describe('the simulator catches every mutant', () => {
         runs++;
         const result = await runScenario(scenario, { mutant, trace: false });
         if (!result.ok) {
-          rows.push(`${mutant.padEnd(28)} ${('scenario ' + scenario.name).slice(0, 20).padEnd(20)} ${String(runs).padStart(5)} ${(performance.now() - started).toFixed(0).padStart(5)}`);
+          rows.push(
+            `${mutant.padEnd(28)} ${('scenario ' + scenario.name).slice(0, 20).padEnd(20)} ${String(runs).padStart(5)} ${(performance.now() - started).toFixed(0).padStart(5)}`,
+          );
           return;
         }
       }
       const report = await randomSim({ seed: 20261203, runs: 5000, mutant });
-      rows.push(`${mutant.padEnd(28)} ${'random histories'.padEnd(20)} ${String(runs + report.runs).padStart(5)} ${(performance.now() - started).toFixed(0).padStart(5)}`);
-      expect(report.failed, `${mutant} was not caught by ${scenarios.length} scenarios and ${report.runs} random histories`).toBe(true);
+      rows.push(
+        `${mutant.padEnd(28)} ${'random histories'.padEnd(20)} ${String(runs + report.runs).padStart(5)} ${(performance.now() - started).toFixed(0).padStart(5)}`,
+      );
+      expect(
+        report.failed,
+        `${mutant} was not caught by ${scenarios.length} scenarios and ${report.runs} random histories`,
+      ).toBe(true);
     });
   }
 });

@@ -12,7 +12,9 @@ const CLI = fileURLToPath(new URL('../../bin/image-keeper', import.meta.url));
 /** Runs bin/image-keeper as a child: workers are forked from the real entry point. */
 async function sim(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(CLI, ['sim', ...args], { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout, stderr } = await promisify(execFile)(CLI, ['sim', ...args], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code?: number; stdout?: string; stderr?: string };
@@ -35,11 +37,23 @@ describe('sim --workers', () => {
     // Failures at cuts: each shard stops at its own first one; the merged report is still one process's.
     { args: ['scenarios/basics', '--exhaustive', '--mutant', 'skip-startup-cleanup'], violations: 'some' },
     // Random histories: batches up to the first failing one.
-    { args: ['--runs', '600', '--mutant', 'kill-before-ready', '--save-failures', mkdtempSync(join(tmpdir(), 'sim-w-'))], violations: 1 },
+    {
+      args: [
+        '--runs',
+        '600',
+        '--mutant',
+        'kill-before-ready',
+        '--save-failures',
+        mkdtempSync(join(tmpdir(), 'sim-w-')),
+      ],
+      violations: 1,
+    },
   ];
   for (const { args, violations } of cases) {
     it(`${args.slice(0, 4).join(' ')}: --workers 2 prints the report of --workers 1 (violations, replay lines, counts)`, async () => {
-      const [one, two] = await Promise.all(['1', '2'].map((w) => sim([...args, '--seed', '4', '--workers', w])));
+      const [one, two] = await Promise.all(
+        ['1', '2'].map((w) => sim([...args, '--seed', '4', '--workers', w])),
+      );
       expect(one?.stderr).toBe('');
       expect(two?.stderr).toBe('');
       expect(one?.code).toBe(1);

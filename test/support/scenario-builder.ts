@@ -3,7 +3,12 @@ import type { Container } from '../../core/model/container.js';
 import type { EngineImage, Layer } from '../../core/model/engine-image.js';
 import type { ImageRow } from '../../core/model/image-row.js';
 import type { Target, TargetService, UpdateStrategy } from '../../core/model/target.js';
-import type { CompiledScenario, Expectations, RegistryImage, ScenarioStep } from '../../sim/scenario/compiled-scenario.js';
+import type {
+  CompiledScenario,
+  Expectations,
+  RegistryImage,
+  ScenarioStep,
+} from '../../sim/scenario/compiled-scenario.js';
 
 /** Small builders for hand-written scenarios in unit tests (the YAML loader is tested on its own). */
 export interface BuiltImage {
@@ -22,7 +27,12 @@ export function layer(name: string, size: number): Layer {
   return { digest: fakeId(`layer:${name}`), size };
 }
 
-export function image(symbol: string, repository: string, layers: readonly Layer[], idSymbol = symbol): BuiltImage {
+export function image(
+  symbol: string,
+  repository: string,
+  layers: readonly Layer[],
+  idSymbol = symbol,
+): BuiltImage {
   const digest = fakeId(`manifest:${symbol}`);
   const id = fakeId(`config:${idSymbol}`);
   const name = `${repository}@${digest}`;
@@ -40,7 +50,13 @@ export function image(symbol: string, repository: string, layers: readonly Layer
 }
 
 let rowIds = 1;
-export function row(img: BuiltImage, appId: number, serviceName: string, commit: string, dockerImageId: string | null = img.id): ImageRow {
+export function row(
+  img: BuiltImage,
+  appId: number,
+  serviceName: string,
+  commit: string,
+  dockerImageId: string | null = img.id,
+): ImageRow {
   return {
     id: rowIds++,
     name: img.name,
@@ -60,12 +76,38 @@ export function serviceIdOf(name: string): number {
   return h + 1;
 }
 
-export function service(img: BuiltImage, appId: number, serviceName: string, commit: string, strategy: UpdateStrategy = 'download-then-kill'): TargetService {
-  return { name: img.name, appId, serviceId: serviceIdOf(serviceName), serviceName, imageId: 0, releaseId: 0, commit, strategy };
+export function service(
+  img: BuiltImage,
+  appId: number,
+  serviceName: string,
+  commit: string,
+  strategy: UpdateStrategy = 'download-then-kill',
+): TargetService {
+  return {
+    name: img.name,
+    appId,
+    serviceId: serviceIdOf(serviceName),
+    serviceName,
+    imageId: 0,
+    releaseId: 0,
+    commit,
+    strategy,
+  };
 }
 
-export function container(img: BuiltImage, appId: number, serviceName: string, commit: string, running = true): Container {
-  return { id: `${serviceName}_${appId}`, imageId: img.id, running, service: { appId, serviceId: serviceIdOf(serviceName), serviceName, commit } };
+export function container(
+  img: BuiltImage,
+  appId: number,
+  serviceName: string,
+  commit: string,
+  running = true,
+): Container {
+  return {
+    id: `${serviceName}_${appId}`,
+    imageId: img.id,
+    running,
+    service: { appId, serviceId: serviceIdOf(serviceName), serviceName, commit },
+  };
 }
 
 export function target(...services: TargetService[]): Target {
@@ -112,7 +154,15 @@ export function build(parts: {
       dependent: [],
     },
     steps: parts.steps,
-    expect: { present: [], absent: [], noDangling: true, converged: true, alwaysPresent: [], neverRemoved: [], ...parts.expect },
+    expect: {
+      present: [],
+      absent: [],
+      noDangling: true,
+      converged: true,
+      alwaysPresent: [],
+      neverRemoved: [],
+      ...parts.expect,
+    },
     symbols,
   };
 }

@@ -13,7 +13,12 @@ export interface DetachedDaemon {
  * Starts a daemon detached, its output appended to `logFile`: it outlives whichever process (the
  * globalSetup or a test worker) spawned it, and is tracked and stopped by PID.
  */
-export function spawnDetachedDaemon(binary: string, args: readonly string[], logFile: string, env: NodeJS.ProcessEnv): DetachedDaemon {
+export function spawnDetachedDaemon(
+  binary: string,
+  args: readonly string[],
+  logFile: string,
+  env: NodeJS.ProcessEnv,
+): DetachedDaemon {
   appendFileSync(logFile, `\n=== ${new Date().toISOString()} starting ${binary} ${args.join(' ')}\n`);
   const fd = openSync(logFile, 'a');
   let spawnError: Error | undefined;

@@ -9,7 +9,12 @@
  */
 import { existsSync } from 'node:fs';
 import { removePrivateDir } from './private-dir.js';
-import { findProcessesMentioning, isProcessAlive, readProcessCmdline, signalProcess } from './process-control.js';
+import {
+  findProcessesMentioning,
+  isProcessAlive,
+  readProcessCmdline,
+  signalProcess,
+} from './process-control.js';
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 const sleepSync = (ms: number): void => void Atomics.wait(pause, 0, 0, ms);
@@ -37,7 +42,9 @@ export function stopRunSync(dir: string, log: (line: string) => void): void {
     for (const pid of [...stubborn, ...findProcessesMentioning(dir)]) signalProcess(pid, 'SIGKILL');
     const left = waitForExitSync(findProcessesMentioning(dir), 5_000);
     if (existsSync(dir)) removePrivateDir(dir);
-    log(`stopped ${first.length} process(es) of ${dir} and removed it${left.length > 0 ? ` (still alive: ${left.join(', ')})` : ''}`);
+    log(
+      `stopped ${first.length} process(es) of ${dir} and removed it${left.length > 0 ? ` (still alive: ${left.join(', ')})` : ''}`,
+    );
   } catch (error) {
     log(`emergency stop of ${dir} failed: ${(error as Error).message}`);
   }
@@ -51,7 +58,11 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
  * signal it is raised again once no other handler is left, so the process still ends by it. Returns
  * the function that removes the handlers (call it once the normal teardown has finished).
  */
-export function stopRunOnSignals(dir: string, log: (line: string) => void, after: () => void = () => undefined): () => void {
+export function stopRunOnSignals(
+  dir: string,
+  log: (line: string) => void,
+  after: () => void = () => undefined,
+): () => void {
   let stopped = false;
   const stop = (why: string): void => {
     if (stopped) return;

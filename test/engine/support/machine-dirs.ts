@@ -19,7 +19,9 @@ export function noteMachineDirs(): (log: (line: string) => void) => void {
     if (missing.length === 0) return;
     const others = otherEngineDaemons();
     if (others.length > 0) {
-      log(`left ${missing.filter(existsSync).join(', ') || 'nothing'} in place: other engine daemons run (pids ${others.join(', ')})`);
+      log(
+        `left ${missing.filter(existsSync).join(', ') || 'nothing'} in place: other engine daemons run (pids ${others.join(', ')})`,
+      );
       return;
     }
     const removed: string[] = [];

@@ -16,13 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { spawnDetachedDaemon } from './detached-daemon.js';
-import {
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
 import { socketClient } from '../../../adapters/docker/docker-client.js';
@@ -161,8 +155,12 @@ export class PrivateEngine {
     );
     // An empty config file keeps /etc/docker/daemon.json (mirrors, hosts, data-root...) out of it.
     writeFileSync(engine.configFile, '{}\n');
-    if (engine.containerd) writeFileSync(engine.containerd.configFile, containerdConfig(dir, engine.containerd));
-    else engine.log(`dockerd: no containerd binary; dockerd starts its own (it would share ${SYSTEM_CONTAINERD_SOCKET} if that existed)`);
+    if (engine.containerd)
+      writeFileSync(engine.containerd.configFile, containerdConfig(dir, engine.containerd));
+    else
+      engine.log(
+        `dockerd: no containerd binary; dockerd starts its own (it would share ${SYSTEM_CONTAINERD_SOCKET} if that existed)`,
+      );
     const fromEnv = process.env['IMAGE_KEEPER_STORAGE_DRIVER']
       ?.split(',')
       .map((d) => d.trim())
@@ -268,7 +266,9 @@ export class PrivateEngine {
     if (this.containerd && containerdPid !== undefined) signalProcess(containerdPid, 'SIGKILL');
     if (!(await waitForProcessExit(pid, 10_000))) throw new Error(`kill9: dockerd ${pid} survived SIGKILL`);
     if (containerdPid !== undefined) await waitForProcessExit(containerdPid, 5_000);
-    this.log(`dockerd: killed ${pid}${this.containerd && containerdPid !== undefined ? ` and containerd ${containerdPid}` : ''} with SIGKILL`);
+    this.log(
+      `dockerd: killed ${pid}${this.containerd && containerdPid !== undefined ? ` and containerd ${containerdPid}` : ''} with SIGKILL`,
+    );
     return pid;
   }
 
@@ -453,7 +453,8 @@ export class PrivateEngine {
       : [join(this.execRoot, 'containerd', 'containerd.pid'), this.execRoot];
     try {
       const pid = Number(readFileSync(file, 'utf8').trim());
-      const cmdline = Number.isInteger(pid) && pid > 0 && isProcessAlive(pid) ? readProcessCmdline(pid) : undefined;
+      const cmdline =
+        Number.isInteger(pid) && pid > 0 && isProcessAlive(pid) ? readProcessCmdline(pid) : undefined;
       return cmdline?.includes(mark) ? pid : undefined;
     } catch {
       return undefined;
@@ -478,7 +479,8 @@ export class PrivateEngine {
     const deadline = started + this.timeouts.startTimeoutMs;
     for (;;) {
       const spawnError = daemon.spawnError();
-      if (spawnError) throw new DaemonStartError(`could not spawn ${containerd.binary}: ${spawnError.message}`, false);
+      if (spawnError)
+        throw new DaemonStartError(`could not spawn ${containerd.binary}: ${spawnError.message}`, false);
       const exit = daemon.exit();
       if (exit) {
         throw new DaemonStartError(
@@ -489,11 +491,16 @@ export class PrivateEngine {
       if (await socketAccepts(containerd.socketPath)) break;
       if (Date.now() >= deadline) {
         if (pid !== undefined) await terminateProcess(pid, 2_000);
-        throw new DaemonStartError(`containerd did not open ${containerd.socketPath} within ${this.timeouts.startTimeoutMs} ms; log ${containerd.logFile}`, false);
+        throw new DaemonStartError(
+          `containerd did not open ${containerd.socketPath} within ${this.timeouts.startTimeoutMs} ms; log ${containerd.logFile}`,
+          false,
+        );
       }
       await sleep(50);
     }
-    this.log(`containerd: pid ${String(pid)} ready in ${Date.now() - started} ms (namespace ${containerd.namespace})`);
+    this.log(
+      `containerd: pid ${String(pid)} ready in ${Date.now() - started} ms (namespace ${containerd.namespace})`,
+    );
   }
 }
 
@@ -525,7 +532,9 @@ const SYSTEM_CONTAINERD_SOCKET = '/run/containerd/containerd.sock';
 function containerdBinary(): string | undefined {
   const fromEnv = process.env['IMAGE_KEEPER_CONTAINERD'];
   if (fromEnv !== undefined) return fromEnv === '' ? undefined : fromEnv;
-  return ['/usr/bin/containerd', '/usr/sbin/containerd', '/usr/local/bin/containerd'].find((path) => existsSync(path));
+  return ['/usr/bin/containerd', '/usr/sbin/containerd', '/usr/local/bin/containerd'].find((path) =>
+    existsSync(path),
+  );
 }
 
 function containerdState(dir: string, binary: string): PrivateContainerdState {

@@ -4,12 +4,7 @@
  * dockerd treats 127.0.0.0/8 registries as insecure, so plain HTTP works without daemon.json.
  */
 import { spawnDetachedDaemon } from './detached-daemon.js';
-import {
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { findFreePort } from './free-port.js';

@@ -47,7 +47,8 @@ export function runCliOnTty(args: readonly string[], options: CliOptions = {}): 
 
 function startProcess(command: string, args: readonly string[], options: CliOptions): RunningCli {
   const env: NodeJS.ProcessEnv = { ...process.env, IMAGE_KEEPER_RETRY_BASE_MS: '50' };
-  for (const key of ['DOCKER_HOST', 'IMAGE_KEEPER_DB', 'IMAGE_KEEPER_CRASH_AT', 'IMAGE_KEEPER_TEST_HOOKS']) delete env[key];
+  for (const key of ['DOCKER_HOST', 'IMAGE_KEEPER_DB', 'IMAGE_KEEPER_CRASH_AT', 'IMAGE_KEEPER_TEST_HOOKS'])
+    delete env[key];
   for (const [key, value] of Object.entries(options.env ?? {})) {
     if (value === undefined) delete env[key];
     else env[key] = value;

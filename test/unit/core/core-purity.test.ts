@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 /** core/ decides, adapters translate: the core reaches I/O only through its ports. */
-const FORBIDDEN = /^(dockerode|sql\.js|testcontainers|node:.*|fs|fs\/promises|child_process|path|os|net|http|https|crypto)$/;
+const FORBIDDEN =
+  /^(dockerode|sql\.js|testcontainers|node:.*|fs|fs\/promises|child_process|path|os|net|http|https|crypto)$/;
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -14,7 +15,9 @@ function sourceFiles(dir: string): string[] {
 }
 
 function importsOf(text: string): string[] {
-  return [...text.matchAll(/(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1] ?? m[2] ?? '');
+  return [
+    ...text.matchAll(/(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g),
+  ].map((m) => m[1] ?? m[2] ?? '');
 }
 
 describe('core purity', () => {
@@ -29,13 +32,17 @@ describe('core purity', () => {
     for (const file of files) {
       for (const spec of importsOf(readFileSync(file, 'utf8'))) {
         const escapes = spec.startsWith('.') && !join(file, '..', spec).startsWith('core');
-        if (FORBIDDEN.test(spec) || escapes || (!spec.startsWith('.') && spec !== 'zod')) offenders.push(`${file}: ${spec}`);
+        if (FORBIDDEN.test(spec) || escapes || (!spec.startsWith('.') && spec !== 'zod'))
+          offenders.push(`${file}: ${spec}`);
       }
     }
     expect(offenders).toEqual([]);
   });
 
   it('the import scanner itself sees forbidden imports', () => {
-    expect(importsOf("import Docker from 'dockerode';\nimport { readFile } from 'node:fs';")).toEqual(['dockerode', 'node:fs']);
+    expect(importsOf("import Docker from 'dockerode';\nimport { readFile } from 'node:fs';")).toEqual([
+      'dockerode',
+      'node:fs',
+    ]);
   });
 });

@@ -20,8 +20,20 @@ const base = layer('base', 1000);
 const a1 = image('a1', '127.0.0.1:5000/app/main', [base, layer('a1', 100)]);
 const a2 = image('a2', '127.0.0.1:5000/app/main', [base, layer('a2', 200)]);
 
-function device(parts: { images?: EngineImage[]; rows?: ImageRow[]; containers?: ReturnType<typeof container>[]; config?: Partial<KeeperConfig> } = {}) {
-  const engine = new FakeEngine(new FakeRegistry([a1.registry, a2.registry]), { images: parts.images ?? [], layers: [], containers: parts.containers ?? [], leakedBytes: 0 });
+function device(
+  parts: {
+    images?: EngineImage[];
+    rows?: ImageRow[];
+    containers?: ReturnType<typeof container>[];
+    config?: Partial<KeeperConfig>;
+  } = {},
+) {
+  const engine = new FakeEngine(new FakeRegistry([a1.registry, a2.registry]), {
+    images: parts.images ?? [],
+    layers: [],
+    containers: parts.containers ?? [],
+    leakedBytes: 0,
+  });
   const db = new MemoryImageDb({ rows: parts.rows ?? [], nextId: 100, target: null });
   const reached: string[] = [];
   const events: KeeperEvent[] = [];
@@ -43,21 +55,38 @@ describe('the pull protocol', () => {
     const d = device();
     const id = await fetchImage(d.ctx, service(a1, 1, 'main', 'c1'), undefined, undefined);
     expect(id).toBe(a1.id);
-    expect(d.reached.map((r) => r.split(' ')[0])).toEqual(['after-row-stored', 'mid-pull', 'mid-pull', 'after-image-complete', 'after-id-written']);
+    expect(d.reached.map((r) => r.split(' ')[0])).toEqual([
+      'after-row-stored',
+      'mid-pull',
+      'mid-pull',
+      'after-image-complete',
+      'after-id-written',
+    ]);
     const rows = await d.db.listRows();
     expect(rows).toEqual([expect.objectContaining({ name: a1.name, dockerImageId: a1.id })]);
   });
 
   it('a cut after step 1 leaves a pending row and no image; the next fetch reuses the row and the layers', async () => {
     const d = device();
-    const cutting = { ...d.ctx, crashPoints: { reach: (p: CrashPoint) => { if (p === 'mid-pull') throw new Error('cut'); } } };
-    await expect(fetchImage(cutting, service(a1, 1, 'main', 'c1'), undefined, undefined)).rejects.toThrow('cut');
+    const cutting = {
+      ...d.ctx,
+      crashPoints: {
+        reach: (p: CrashPoint) => {
+          if (p === 'mid-pull') throw new Error('cut');
+        },
+      },
+    };
+    await expect(fetchImage(cutting, service(a1, 1, 'main', 'c1'), undefined, undefined)).rejects.toThrow(
+      'cut',
+    );
     const [pending] = await d.db.listRows();
     expect(pending?.dockerImageId).toBeNull();
     expect(d.engine.counters.bytesDownloaded).toBe(1000);
     await fetchImage(d.ctx, service(a1, 1, 'main', 'c1'), undefined, pending?.id);
     expect(d.engine.counters.bytesDownloaded).toBe(1100);
-    expect(await d.db.listRows()).toEqual([expect.objectContaining({ id: pending?.id, dockerImageId: a1.id })]);
+    expect(await d.db.listRows()).toEqual([
+      expect.objectContaining({ id: pending?.id, dockerImageId: a1.id }),
+    ]);
   });
 
   it('transient registry errors are retried with backoff and reported; a 404 is not retried', async () => {
@@ -67,14 +96,21 @@ describe('the pull protocol', () => {
     expect(d.events.filter((e) => e.type === 'retry')).toHaveLength(2);
     const f = device();
     f.engine.injectFault('pull', 'registry-404', 1);
-    await expect(fetchImage(f.ctx, service(a1, 1, 'main', 'c1'), undefined, undefined)).rejects.toSatisfy((e) => isKeeperError(e, 'REGISTRY_ERROR'));
+    await expect(fetchImage(f.ctx, service(a1, 1, 'main', 'c1'), undefined, undefined)).rejects.toSatisfy(
+      (e) => isKeeperError(e, 'REGISTRY_ERROR'),
+    );
     expect(f.events.filter((e) => e.type === 'retry')).toHaveLength(0);
     expect(await f.db.listRows()).toEqual([expect.objectContaining({ dockerImageId: null })]);
   });
 
   it('a delta whose source is gone falls back to a regular pull', async () => {
     const d = device({ config: { deltas: true } });
-    const id = await fetchImage(d.ctx, service(a2, 1, 'main', 'c2'), { dockerImageId: a1.id, name: a1.name }, undefined);
+    const id = await fetchImage(
+      d.ctx,
+      service(a2, 1, 'main', 'c2'),
+      { dockerImageId: a1.id, name: a1.name },
+      undefined,
+    );
     expect(id).toBe(a2.id);
     expect(d.engine.counters.deltas).toBe(1);
     expect(d.engine.counters.pulls).toBe(1);
@@ -85,7 +121,10 @@ describe('the pull protocol', () => {
     const [pending] = await d.db.listRows();
     await saveImage(d.ctx, service(a1, 1, 'main', 'c1'), a1.id, pending?.id);
     await saveImage(d.ctx, service(a1, 1, 'side', 'c1'), a1.id, undefined);
-    expect((await d.db.listRows()).map((r) => [r.serviceName, r.dockerImageId])).toEqual([['main', a1.id], ['side', a1.id]]);
+    expect((await d.db.listRows()).map((r) => [r.serviceName, r.dockerImageId])).toEqual([
+      ['main', a1.id],
+      ['side', a1.id],
+    ]);
     expect(d.engine.counters.pulls).toBe(0);
   });
 });
@@ -103,7 +142,14 @@ describe('removal with reference counting', () => {
   it('the last row: the engine image goes first, then the row', async () => {
     const r1 = row(a1, 1, 'main', 'c1');
     const d = device({ images: [a1.engine], rows: [r1] });
-    const cutting = { ...d.ctx, crashPoints: { reach: (p: CrashPoint) => { if (p === 'between-engine-delete-and-row-delete') throw new Error('cut'); } } };
+    const cutting = {
+      ...d.ctx,
+      crashPoints: {
+        reach: (p: CrashPoint) => {
+          if (p === 'between-engine-delete-and-row-delete') throw new Error('cut');
+        },
+      },
+    };
     await expect(removeRow(cutting, r1)).rejects.toThrow('cut');
     expect(await d.engine.inspectImage(a1.id)).toBeNull();
     expect(await d.db.listRows()).toHaveLength(1);
@@ -111,7 +157,11 @@ describe('removal with reference counting', () => {
 
   it('an image a stopped container uses is never deleted; the row goes', async () => {
     const r1 = row(a1, 1, 'main', 'c1');
-    const d = device({ images: [a1.engine], rows: [r1], containers: [container(a1, 1, 'main', 'c1', false)] });
+    const d = device({
+      images: [a1.engine],
+      rows: [r1],
+      containers: [container(a1, 1, 'main', 'c1', false)],
+    });
     await removeRow(d.ctx, r1);
     expect(await d.engine.inspectImage(a1.id)).not.toBeNull();
     expect(await d.db.listRows()).toEqual([]);
@@ -133,11 +183,17 @@ describe('startup cleanup', () => {
     const orphan = row(a2, 1, 'main', 'c1');
     const lost = row(a2, 1, 'other', 'c1', null);
     const system = row(a1, 99, 'core', 'c1');
-    const d = device({ images: [a1.engine], rows: [pending, orphan, lost, system], config: { systemApps: [99] } });
+    const d = device({
+      images: [a1.engine],
+      rows: [pending, orphan, lost, system],
+      config: { systemApps: [99] },
+    });
     const result = await startupCleanup(d.ctx);
     expect(result.repaired).toHaveLength(1);
     expect(result.deleted).toHaveLength(3);
-    expect(await d.db.listRows()).toEqual([expect.objectContaining({ id: pending.id, dockerImageId: a1.id })]);
+    expect(await d.db.listRows()).toEqual([
+      expect.objectContaining({ id: pending.id, dockerImageId: a1.id }),
+    ]);
     expect(d.engine.counters.removalAttempts).toEqual([]);
   });
 });

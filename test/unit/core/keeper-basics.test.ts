@@ -9,7 +9,15 @@ const b1 = image('b1', '127.0.0.1:5000/app/worker', [base, layer('b1-top', 5_000
 
 describe('keeper on the fakes', () => {
   it('first install downloads every layer once and starts the service', async () => {
-    const s = build({ images: [a1], steps: [{ kind: 'apply', target: target(service(a1, 1, 'main', 'c1')), intermediate: false }], expect: { present: [a1.id], bytesDownloadedAtMost: 1_020_000, containers: [{ serviceName: 'main', imageId: a1.id }] } });
+    const s = build({
+      images: [a1],
+      steps: [{ kind: 'apply', target: target(service(a1, 1, 'main', 'c1')), intermediate: false }],
+      expect: {
+        present: [a1.id],
+        bytesDownloadedAtMost: 1_020_000,
+        containers: [{ serviceName: 'main', imageId: a1.id }],
+      },
+    });
     const r = await runScenario(s);
     expect(r.failures, r.trace.join('\n')).toEqual([]);
     expect(r.bytesDownloaded).toBe(1_020_000);
@@ -23,7 +31,12 @@ describe('keeper on the fakes', () => {
       containers: [container(a1, 1, 'main', 'c1')],
       target: target(service(a1, 1, 'main', 'c1')),
       steps: [{ kind: 'apply', target: target(service(a2, 1, 'main', 'c2')), intermediate: false }],
-      expect: { present: [a2.id], absent: [a1.id], bytesDownloadedAtMost: 30_000, containers: [{ serviceName: 'main', imageId: a2.id }] },
+      expect: {
+        present: [a2.id],
+        absent: [a1.id],
+        bytesDownloadedAtMost: 30_000,
+        containers: [{ serviceName: 'main', imageId: a2.id }],
+      },
     });
     const r = await runScenario(s);
     expect(r.failures, r.trace.join('\n')).toEqual([]);
@@ -38,7 +51,11 @@ describe('keeper on the fakes', () => {
       containers: [container(a1, 1, 'main', 'c1'), container(a1, 1, 'side', 'c1')],
       target: target(service(a1, 1, 'main', 'c1'), service(a1, 1, 'side', 'c1')),
       steps: [{ kind: 'apply', target: target(service(a1, 1, 'main', 'c2')), intermediate: false }],
-      expect: { present: [a1.id], bytesDownloadedAtMost: 0, rows: [{ name: a1.name, appId: 1, serviceName: 'main', commit: 'c2', dockerImageId: a1.id }] },
+      expect: {
+        present: [a1.id],
+        bytesDownloadedAtMost: 0,
+        rows: [{ name: a1.name, appId: 1, serviceName: 'main', commit: 'c2', dockerImageId: a1.id }],
+      },
     });
     const r = await runScenario(s);
     expect(r.failures, r.trace.join('\n')).toEqual([]);
@@ -61,7 +78,10 @@ describe('keeper on the fakes', () => {
 
   it('two rows on one image: dropping one keeps the image; deleting by name (the mutant) is caught', async () => {
     // The image serves a service and a dependent app (which never runs here, so no container guards it).
-    const withDependent = (services: ReturnType<typeof service>[]) => ({ services, dependent: [service(a1, 9, 'sensor', 'k1')] });
+    const withDependent = (services: ReturnType<typeof service>[]) => ({
+      services,
+      dependent: [service(a1, 9, 'sensor', 'k1')],
+    });
     const s = build({
       images: [a1],
       engine: [a1.engine],
