@@ -44,20 +44,23 @@ export function schemaVersion(db: Database): number {
 }
 
 /**
- * Brings the in-memory DB up to SCHEMA_VERSION, each migration in its own transaction together with its
- * user_version bump, so a failure leaves the previous version intact. The caller persists afterwards.
- * Returns the version it started from.
+ * Brings the in-memory DB up to the last of `migrations` (SCHEMA_VERSION for MIGRATIONS), each migration
+ * in its own transaction together with its user_version bump, so a failure leaves the previous version
+ * intact. Only memory changes: the caller persists afterwards (or, read-only, never). Returns the version
+ * it started from. `migrations` is a parameter so tests can stand for a later release that meets an
+ * older file.
  */
-export function migrate(db: Database, file: string): number {
+export function migrate(db: Database, file: string, migrations: readonly Migration[] = MIGRATIONS): number {
   const from = schemaVersion(db);
-  if (from > SCHEMA_VERSION) {
+  const latest = migrations.length;
+  if (from > latest) {
     throw new KeeperError(
       'DB_ERROR',
-      `state DB ${file} has schema version ${from}, newer than this image-keeper supports (${SCHEMA_VERSION})`,
-      { details: { path: file, version: from, supported: SCHEMA_VERSION } },
+      `state DB ${file} has schema version ${from}, newer than this image-keeper supports (${latest})`,
+      { details: { path: file, version: from, supported: latest } },
     );
   }
-  for (const migration of MIGRATIONS) {
+  for (const migration of migrations) {
     if (migration.version <= from) continue;
     db.run('BEGIN');
     try {

@@ -35,6 +35,7 @@ const ROW_COLUMNS = 'id, name, appId, serviceId, serviceName, imageId, releaseId
  * commit through the FileSystem port: export, write `<db>.tmp-<n>`, fsync it, rename it over the DB,
  * fsync the directory. A power cut at any point leaves the file holding the state before or after the
  * commit (the crash tests enumerate every such point). Stale temp files are removed at open.
+ * openReadOnly gives an instance that never touches the file system after reading the DB file.
  *
  * Calls are serialised: two commits interleaving their persists could otherwise rename an older export
  * over a newer one.
@@ -51,14 +52,24 @@ export class SqlJsStateDb implements ImageDb, TargetStore {
   private queue: Promise<unknown> = Promise.resolve();
   /** Why the instance refuses calls: closed, or the simulated device lost power mid-call. */
   private unusable: string | null = null;
+  /** Set by openReadOnly: every mutating call fails with DB_ERROR, and nothing is ever persisted. */
+  readonly readOnly: boolean;
 
-  private constructor(fs: FileSystem, path: string, sql: SqlJsStatic, db: Database, persisted: Uint8Array) {
+  private constructor(
+    fs: FileSystem,
+    path: string,
+    sql: SqlJsStatic,
+    db: Database,
+    persisted: Uint8Array,
+    readOnly = false,
+  ) {
     this.fs = fs;
     this.path = path;
     this.dir = dirname(path);
     this.sql = sql;
     this.db = db;
     this.persisted = persisted;
+    this.readOnly = readOnly;
   }
 
   /**
@@ -96,6 +107,34 @@ export class SqlJsStateDb implements ImageDb, TargetStore {
   }
 
   /**
+   * Opens the DB at `path` for reading only (status, capture, dry runs): reads the file and checks it as
+   * open does (a corrupt or truncated file fails with DB_CORRUPT naming it, and is left as it is), then
+   * never writes, renames, deletes or fsyncs anything: stale `<db>.tmp-*` files stay for the next open,
+   * an older schema is migrated in memory only (the file keeps its bytes), and a missing file reads as an
+   * empty DB without being created. Mutating calls fail with DB_ERROR ("read-only"). A newer schema
+   * fails with DB_ERROR, as in open.
+   */
+  static async openReadOnly(fs: FileSystem, path: string): Promise<SqlJsStateDb> {
+    const sql = await loadSqlJs();
+    const bytes = await fs.readFile(path);
+    if (bytes === null) {
+      const db = new sql.Database();
+      applyPragmas(db, path);
+      migrate(db, path);
+      return new SqlJsStateDb(fs, path, sql, db, new Uint8Array(0), true);
+    }
+    const db = loadExisting(sql, bytes, path);
+    try {
+      // In memory only; refuses a newer schema (DB_ERROR) as open does.
+      if (schemaVersion(db) !== SCHEMA_VERSION) migrate(db, path);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    return new SqlJsStateDb(fs, path, sql, db, bytes, true);
+  }
+
+  /**
    * Opens the DB; when it is corrupt, moves the file aside to `<db>.corrupt-<timestamp>` (never
    * overwriting an earlier one) and starts an empty DB. Nothing is lost that matters: the core adopts
    * the images still on the engine into the empty DB by digest (rows saved, no download), and an unknown
@@ -123,7 +162,7 @@ export class SqlJsStateDb implements ImageDb, TargetStore {
   }
 
   insertRow(row: NewImageRow): Promise<ImageRow> {
-    return this.serialise(async () => {
+    return this.serialiseWrite('insertRow', async () => {
       const existing = selectRows(
         this.db,
         `SELECT ${ROW_COLUMNS} FROM image WHERE name = ? AND appId = ? AND serviceId = ? AND "commit" = ?`,
@@ -164,7 +203,7 @@ export class SqlJsStateDb implements ImageDb, TargetStore {
   }
 
   setDockerImageId(rowId: number, dockerImageId: string): Promise<void> {
-    return this.serialise(async () => {
+    return this.serialiseWrite('setDockerImageId', async () => {
       if (selectRows(this.db, `SELECT ${ROW_COLUMNS} FROM image WHERE id = ?`, [rowId]).length === 0) {
         throw new KeeperError('DB_ERROR', `setDockerImageId: no image row ${rowId}`, { details: { rowId } });
       }
@@ -175,7 +214,7 @@ export class SqlJsStateDb implements ImageDb, TargetStore {
   }
 
   deleteRow(rowId: number): Promise<void> {
-    return this.serialise(async () => {
+    return this.serialiseWrite('deleteRow', async () => {
       // Nothing to delete means nothing to persist: recovery re-runs removals, and each would cost a rewrite.
       if (selectRows(this.db, `SELECT ${ROW_COLUMNS} FROM image WHERE id = ?`, [rowId]).length === 0) return;
       await this.commit(() => this.db.run('DELETE FROM image WHERE id = ?', [rowId]));
@@ -191,7 +230,7 @@ export class SqlJsStateDb implements ImageDb, TargetStore {
   }
 
   writeTarget(target: Target): Promise<void> {
-    return this.serialise(async () => {
+    return this.serialiseWrite('writeTarget', async () => {
       const json = JSON.stringify(target);
       await this.commit(() =>
         this.db.run(
@@ -246,6 +285,23 @@ export class SqlJsStateDb implements ImageDb, TargetStore {
     return run;
   }
 
+  /** serialise for a call that changes the DB: refused on a read-only instance before memory changes. */
+  private serialiseWrite<T>(method: string, work: () => Promise<T>): Promise<T> {
+    return this.serialise(async () => {
+      this.refuseIfReadOnly(method);
+      return work();
+    });
+  }
+
+  private refuseIfReadOnly(what: string): void {
+    if (!this.readOnly) return;
+    throw new KeeperError(
+      'DB_ERROR',
+      `${what}: state DB ${this.path} is open read-only; nothing was changed or written`,
+      { details: { path: this.path } },
+    );
+  }
+
   /** Applies `change` (autocommit SQL) to memory, then persists; on failure memory matches the file again. */
   private async commit<T>(change: () => T): Promise<T> {
     const result = change();
@@ -254,6 +310,8 @@ export class SqlJsStateDb implements ImageDb, TargetStore {
   }
 
   private async persist(): Promise<void> {
+    // Every write goes through here: a read-only instance must never reach the file system.
+    this.refuseIfReadOnly('persist');
     const tmp = `${this.path}.tmp-${this.tmpSeq++}`;
     let renamed: Uint8Array | null = null;
     try {
