@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,23 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { bufferIo } from './cli-io.js';
+import { emptyEngine } from './empty-engine.test-support.js';
 import { main } from './main.js';
-
-/** The least of the Docker API an empty engine answers: ping, no images, no containers. */
-function emptyEngine(socket: string): Promise<Server> {
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '').replace(/^\/v[0-9.]+/, '').split('?')[0];
-    res.setHeader('Content-Type', path === '/_ping' ? 'text/plain' : 'application/json');
-    if (path === '/_ping') res.end('OK');
-    else if (path === '/images/json' || path === '/containers/json') res.end('[]');
-    else if (path === '/system/df') res.end('{"LayersSize":0}');
-    else {
-      res.statusCode = 404;
-      res.end('{"message":"not in this fake"}');
-    }
-  });
-  return new Promise((resolve) => server.listen(socket, () => resolve(server)));
-}
 
 describe('read-only device commands (status, capture, cleanup --dry-run)', () => {
   let dir = '';
