@@ -28,9 +28,11 @@ export interface DeviceRequest {
   /**
    * 'write' (apply): a missing DB is created (mode 0600, in a directory created with mode 0700).
    * 'no-create' (cleanup): the DB's directory and the lock are made, but a missing DB is not created: it
-   * reads as an empty one. 'read-only' (status, capture, cleanup --dry-run): nothing is created; a
-   * missing DB (or DB directory) reads as an empty one; the lock is taken only when the directory
-   * exists (a lock file for the command's duration, removed after), so a running apply still stops it.
+   * reads as an empty one. 'read-only' (status, capture, cleanup --dry-run): nothing is created or
+   * written; an existing DB is opened with SqlJsStateDb.openReadOnly (stale temp files stay, an older
+   * schema is migrated in memory only, and a write through `state` fails with DB_ERROR); a missing DB
+   * (or DB directory) reads as an empty one; the lock is taken only when the directory exists (a lock
+   * file for the command's duration, removed after), so a running apply still stops it.
    */
   readonly access: 'write' | 'no-create' | 'read-only';
 }
@@ -116,7 +118,9 @@ export async function withDevice<T>(
     let recovered: DbRecovery | null = null;
     try {
       if (dbExisted || request.access === 'write') {
-        if (settings.recoverDb) ({ db: sqlDb, recovered } = await SqlJsStateDb.openOrRecover(fs, dbPath));
+        if (readOnly) sqlDb = await SqlJsStateDb.openReadOnly(fs, dbPath);
+        else if (settings.recoverDb)
+          ({ db: sqlDb, recovered } = await SqlJsStateDb.openOrRecover(fs, dbPath));
         else sqlDb = await SqlJsStateDb.open(fs, dbPath);
       }
     } catch (error) {
