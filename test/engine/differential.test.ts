@@ -4,11 +4,14 @@
  * in the same state: the same images by manifest digest and the same rows (name, app, service, commit,
  * image by digest). The scenario's symbolic images become real hand-built ones with the same layer
  * sharing (support/scenario-on-engine.ts); power cuts at named points run that apply as a real
- * `image-keeper apply` process that SIGKILLs itself there. A scenario with a disk limit runs with the
+ * `image-keeper apply` process that SIGKILLs itself there, or, where such a process cannot express the
+ * cut (an intermediate apply, a restart, a wipe-db, different cuts at once...), in-process: the keeper's
+ * crash-point port throws a power cut and the device restarts over the DB file
+ * (support/in-process-power.ts). Each report line names every cut, its kind and why in-process. A scenario with a disk limit runs with the
  * limit and its disk budget expectations dropped, on both sides (a stock engine has no limit to set, and
  * the final state must not depend on it), and its report line says so. Scenarios that need what only
  * the fakes have (deltas, partial layers, injected faults, a lock that changes...) are skipped, and the
- * report says why.
+ * report says why a stock engine cannot express them.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -18,7 +21,7 @@ import { makeSymbolizer } from '../../sim/runner/symbolizer.js';
 import { loadScenarios } from '../../sim/scenario/load-scenario.js';
 import { digestOf, repositoryOf } from '../../core/reference/image-reference.js';
 import { applyWithCrashHook } from './support/apply-with-crash-hook.js';
-import { runScenarioOnEngine } from './support/engine-scenario-runner.js';
+import { runScenarioOnEngine, type FiredCut } from './support/engine-scenario-runner.js';
 import { finalStateOf } from './support/final-state.js';
 import { deleteManifest } from './support/hand-built-images.js';
 import { PrivateEngine } from './support/private-engine.js';
@@ -62,7 +65,7 @@ describe('fakes and the real engine end in the same state', () => {
       scenario !== original
         ? '; disk limit and disk budget expectations dropped (a stock engine has no limit)'
         : '';
-    const reasons = engineSupportOf(scenario, { processCuts: true });
+    const reasons = engineSupportOf(scenario);
     if (reasons.length > 0) {
       report.push(`${label}: SKIPPED (${reasons.join('; ')})${dropped}`);
       test.skip(`${label}: ${reasons.join('; ')}`, () => undefined);
@@ -95,6 +98,7 @@ describe('fakes and the real engine end in the same state', () => {
         applyProcess: applyWithCrashHook,
         symbolize: sym,
         archives: mapping.archives,
+        diffIds: mapping.diffIds,
         afterPreload: async () => {
           for (const ref of mapping.unserved)
             await deleteManifest(registry.host, repositoryOf(ref), digestOf(ref)!);
@@ -106,7 +110,8 @@ describe('fakes and the real engine end in the same state', () => {
       const containers = JSON.stringify(real.final.containers) === JSON.stringify(fakeFinal.containers);
       report.push(
         `${label}: ${same ? 'EQUAL' : 'DIFFERENT'} (${real.final.images.length} image(s), ${real.final.rows.length} row(s)` +
-          `${real.cuts > 0 ? `, ${real.cuts} SIGKILL cut(s)` : ''}${containers ? '' : '; containers differ'}${dropped})` +
+          `${containers ? '' : '; containers differ'}${dropped})` +
+          (real.cuts.length > 0 ? ` cuts: ${describeCuts(real.cuts).map(sym).join(' | ')}` : '') +
           (real.notes.length > 0 ? ` notes: ${real.notes.map(sym).join(' | ')}` : ''),
       );
       expect(real.errors.map(sym)).toEqual([]);
@@ -115,3 +120,16 @@ describe('fakes and the real engine end in the same state', () => {
     });
   });
 });
+
+/** `SIGKILL <cut>` or `in-process <cut> (<why>)`, a run of equal ones once with its count. */
+function describeCuts(cuts: readonly FiredCut[]): string[] {
+  const lines = cuts.map((c) => `${c.kind} ${c.label}${c.why === undefined ? '' : ` (${c.why})`}`);
+  const out: string[] = [];
+  for (let i = 0; i < lines.length;) {
+    let n = 1;
+    while (lines[i + n] === lines[i]) n++;
+    out.push(n > 1 ? `${lines[i]} x${n}` : lines[i]!);
+    i += n;
+  }
+  return out;
+}

@@ -2,12 +2,26 @@
  * Runs a (rewritten, see scenario-on-engine.ts) scenario on the real adapters: an ImageKeeper over
  * DockerEngine and SqlJsStateDb (NodeFileSystem), step by step as sim/runner/run-scenario.ts does on
  * the fakes: boot (startup cleanup, apply of the persisted target), the steps, then settle (apply and
- * an idle tick). A power cut armed before an apply runs that apply in a real process with the crash
- * hook, which SIGKILLs itself at the named point; the device then restarts over the DB file and the
- * engine as they are (startup cleanup, the persisted target) and receives the target again.
+ * an idle tick).
+ *
+ * Power cuts come in two kinds. A run of equal cuts armed before a full apply runs that apply in a real
+ * process with the crash hook, which SIGKILLs itself at the named point (the stronger test: nothing of
+ * the process survives); the device then restarts over the DB file and the engine as they are (startup
+ * cleanup, the persisted target) and receives the target again. Every other cut (before an intermediate
+ * apply, a restart, a wipe-db or an idle step, two different cuts at once, a scenario with a dependent
+ * state or system apps, which the apply command has not) is in-process (in-process-power.ts): the
+ * keeper's CrashPoints port throws a power cut at the armed point, the runner abandons that keeper and
+ * its SqlJsStateDb without flushing anything, opens the DB file again and restarts exactly as the fake
+ * runner does (startup cleanup, then the persisted target unless the cut says resume: false; a full
+ * apply that was cut is sent again).
+ *
+ * An idle tick in the middle of a pull (idle-during-pull) starts from the keeper's progress events once
+ * the pull has brought N layers the engine lacked (dockerd also counts the layers it already had, the
+ * fake engine does not); the keeper sees that pull complete only after the tick: the fake engine runs
+ * the tick between two layers and awaits it, while dockerd keeps downloading meanwhile.
  */
 import { rm } from 'node:fs/promises';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
@@ -15,14 +29,20 @@ import { LABEL_LOCKED, containerName, serviceLabels } from '../../../adapters/do
 import { DockerEngine } from '../../../adapters/docker/docker-engine.js';
 import { NodeFileSystem } from '../../../adapters/node-fs/node-file-system.js';
 import { SqlJsStateDb } from '../../../adapters/sqljs/sqljs-image-db.js';
-import { isKeeperError } from '../../../core/errors.js';
+import { isKeeperError, isPowerCut } from '../../../core/errors.js';
 import { ImageKeeper } from '../../../core/keeper.js';
+import { FakeRegistry } from '../../../adapters/fake-engine/fake-registry.js';
 import type { Container } from '../../../core/model/container.js';
+import type { EngineImage } from '../../../core/model/engine-image.js';
 import type { TargetImage, TargetService } from '../../../core/model/target.js';
 import type { Clock } from '../../../core/ports/clock.js';
+import type { ProgressListener } from '../../../core/ports/engine.js';
+import type { EventSink } from '../../../core/ports/event-sink.js';
+import { digestOf } from '../../../core/reference/image-reference.js';
 import type { CompiledScenario, ScenarioStep } from '../../../sim/scenario/compiled-scenario.js';
 import type { ApplyProcess } from './apply-with-crash-hook.js';
 import { finalStateOf, type FinalState } from './final-state.js';
+import { InProcessPower, powered } from './in-process-power.js';
 import { ownTargetJson } from './own-target-json.js';
 import { pullImage } from './pull-image.js';
 
@@ -32,23 +52,36 @@ export interface EngineRunOptions {
   readonly docker: Docker;
   /** Fresh directory for the DB and target files. */
   readonly workDir: string;
-  /** Runs `apply` in a real process; without it, power-cut steps are refused. */
+  /** Runs `apply` in a real process (SIGKILL cuts); without it, every power cut is in-process. */
   readonly applyProcess?: ApplyProcess;
   readonly symbolize?: (text: string) => string;
   /** `docker load` archives of initial images without digest references, by image ID. */
   readonly archives?: ReadonlyMap<string, Buffer>;
   /** Runs once the initial images are on the engine (withdraws manifests the registry must not serve). */
   readonly afterPreload?: () => Promise<void>;
+  /** Real layer digest to the engine's diff ID (ScenarioMapping.diffIds): which layers a pull lacks. */
+  readonly diffIds?: ReadonlyMap<string, string>;
+}
+
+/** A power cut that fired: a real apply process that SIGKILLed itself, or an in-process cut (and why). */
+export interface FiredCut {
+  readonly kind: 'SIGKILL' | 'in-process';
+  /** `<point>:<occurrence>[:<match>]` in the scenario's terms. */
+  readonly label: string;
+  readonly why?: string;
 }
 
 export interface EngineRunResult {
   readonly final: FinalState;
-  /** What happened on the way (errors of steps, as the fake runner records them; cuts). */
+  /** What happened on the way (errors of steps, as the fake runner records them; idle ticks in a pull). */
   readonly notes: readonly string[];
-  /** Errors of the final settle: the device did not converge. */
+  /**
+   * Errors of the final settle (the device did not converge), a cut or idle tick that never happened,
+   * a core that swallowed a cut, a DB file written after a cut.
+   */
   readonly errors: readonly string[];
-  /** Processes that died by SIGKILL at their crash point. */
-  readonly cuts: number;
+  /** Every power cut that fired, in order. */
+  readonly cuts: readonly FiredCut[];
 }
 
 const REAL_CLOCK: Clock = {
@@ -72,7 +105,7 @@ export async function runScenarioOnEngine(
   const errors: string[] = [];
   const containerIds = new Map<string, string>();
   let dependent: TargetImage[] = [...scenario.initial.dependent];
-  let cuts = 0;
+  const cuts: FiredCut[] = [];
 
   // ---- initial state ----
   await preloadImages(docker, scenario, options.archives ?? new Map());
@@ -87,29 +120,150 @@ export async function runScenarioOnEngine(
     containerIds.set(container.id, await createContainer(docker, engine, container));
   }
 
+  // ---- in-process power and the idle tick in the middle of a pull ----
+  const power = new InProcessPower();
+  let duringPull: { ref: string; afterLayers: number; done: boolean } | undefined;
+  /** Idle ticks started in the middle of a pull, by reference: the keeper's pull completes after them. */
+  const ticks = new Map<string, { readonly tick: Promise<string[]>; readonly pulled: number }>();
+  /** What the idle tick in flight did, from its own event (none: it found nothing to do). */
+  let tickOutcome: string | undefined;
+  /** Layers of the image the engine held when its pull began (dockerd counts them as done). */
+  const heldAtPullStart = new Map<string, number>();
+  const registry = new FakeRegistry(scenario.registry);
+  const layersHeld = async (ref: string): Promise<number> => {
+    let chain: (string | undefined)[];
+    try {
+      chain = registry.resolve(ref).layers.map((l) => options.diffIds?.get(l.digest));
+    } catch {
+      return 0;
+    }
+    // dockerd says "Already exists" for a layer whose chain (every layer below it too) it holds.
+    let held = 0;
+    for (const image of await engine.listImages()) {
+      let n = 0;
+      while (n < chain.length && chain[n] !== undefined && image.layers[n]?.digest === chain[n]) n++;
+      held = Math.max(held, n);
+    }
+    return held;
+  };
+  const pull = async (ref: string, onProgress: ProgressListener): Promise<EngineImage> => {
+    if (duringPull && !duringPull.done && ref.includes(duringPull.ref))
+      heldAtPullStart.set(ref, await layersHeld(ref));
+    const outcome = await engine.pull(ref, onProgress).then(
+      (image) => ({ image }),
+      (error: unknown) => ({ error }),
+    );
+    const started = ticks.get(ref);
+    ticks.delete(ref);
+    if (started !== undefined) {
+      // As on the fakes, an error of the tick (a cut in it) is the pull's error.
+      await started.tick.catch((error: unknown) => {
+        throw 'error' in outcome && isPowerCut(outcome.error) ? outcome.error : error;
+      });
+      notes.push(
+        `idle tick while ${digestOf(ref) ?? ref} was in flight (${started.pulled} new layer(s) pulled, ` +
+          `${heldAtPullStart.get(ref) ?? 0} held before): ${tickOutcome ?? 'nothing to do'}`,
+      );
+      tickOutcome = undefined;
+    }
+    if ('error' in outcome) throw outcome.error;
+    return outcome.image;
+  };
+  const events: EventSink = {
+    emit: (event) => {
+      if (event.type === 'idle-cleanup' && ticks.size > 0) {
+        tickOutcome = event.skipped ? `skipped (${event.skipped})` : `removed [${event.removed.join(', ')}]`;
+        return;
+      }
+      const hook = duringPull;
+      if (event.type !== 'progress' || hook === undefined || hook.done || !event.ref.includes(hook.ref))
+        return;
+      // Like the fake engine, which calls back after each layer it downloads (never before the first).
+      const pulled = event.layersDone - (heldAtPullStart.get(event.ref) ?? 0);
+      if (pulled < Math.max(1, hook.afterLayers)) return;
+      hook.done = true;
+      const tick = keeper.idleTick();
+      tick.catch(() => undefined); // awaited by the pull; never an unhandled rejection meanwhile
+      ticks.set(event.ref, { tick, pulled });
+    },
+  };
+  const device = powered(engine, power, { pull });
+
   const makeKeeper = (): ImageKeeper =>
     new ImageKeeper({
-      db,
-      targets: db,
-      engine,
-      containers: engine,
+      db: powered(db, power),
+      targets: powered(db, power),
+      engine: device,
+      containers: device,
       clock: REAL_CLOCK,
+      events,
+      crashPoints: power,
       dependent: () => dependent,
       config: { deltas: false, systemApps: scenario.config.systemApps, retryBaseMs: 200 },
     });
   let keeper = makeKeeper();
-  const guarded = async (what: string, action: () => Promise<unknown>, into = notes): Promise<void> => {
-    try {
-      await action();
-    } catch (error) {
-      const code = isKeeperError(error) ? error.code : 'ERROR';
-      into.push(`${what} failed: ${code}: ${(error as Error).message}`);
-    }
-  };
   /** A fresh process over the durable state: the DB is read back from its file. */
   const reopen = async (): Promise<void> => {
     db = await SqlJsStateDb.open(fs, dbPath);
     keeper = makeKeeper();
+  };
+  /**
+   * The device boots after an in-process cut: the keeper is dropped and its DB instance abandoned, not
+   * closed (SqlJsStateDb persists every commit, fsynced and renamed, before the call returns, and keeps
+   * no write for later; abandon() only frees sql.js memory and refuses further calls). The file must be
+   * byte for byte what it was at the cut.
+   */
+  const bootAfterCut = async (): Promise<void> => {
+    const cut = power.fired.at(-1)!;
+    cuts.push({ kind: 'in-process', label: cut.label, why: cut.why });
+    const atCut = fileBytes(dbPath);
+    await db.abandon();
+    if (!sameBytes(atCut, fileBytes(dbPath)))
+      errors.push('the DB file changed after the power cut (the abandoned instance wrote to it)');
+    power.restore();
+    await reopen();
+  };
+  /** Whether the last recovery resumed the interrupted target (see InProcessCut.resume). */
+  let recoveryResumed = true;
+  /** As the fake runner's recover: startup cleanup, then the persisted target; cuts may hit again. */
+  const recover = async (): Promise<void> => {
+    let resume = power.lastCutResumes;
+    for (;;) {
+      if (power.fired.length > MAX_CUTS) {
+        errors.push(`more than ${MAX_CUTS} power cuts: gave up`);
+        return;
+      }
+      await bootAfterCut();
+      resume = resume && power.lastCutResumes;
+      recoveryResumed = resume;
+      try {
+        await keeper.startup();
+        if (resume) await keeper.apply(null);
+        if (swallowed('recovery')) continue;
+        return;
+      } catch (error) {
+        if (!isPowerCut(error)) return record('recovery', error, notes);
+      }
+    }
+  };
+  const record = (what: string, error: unknown, into: string[]): void => {
+    const code = isKeeperError(error) ? error.code : 'ERROR';
+    into.push(`${what} failed: ${code}: ${(error as Error).message}`);
+  };
+  /** A cut the core caught and carried on from: its next step threw again, yet it returned normally. */
+  const swallowed = (what: string): boolean => {
+    if (!power.off) return false;
+    errors.push(`${what} returned normally after a power cut: the core swallowed the cut`);
+    return true;
+  };
+  const guarded = async (what: string, action: () => Promise<unknown>, into = notes): Promise<void> => {
+    try {
+      await action();
+      if (swallowed(what)) await recover();
+    } catch (error) {
+      if (!isPowerCut(error)) return record(what, error, into);
+      await recover();
+    }
   };
   const restart = async (): Promise<void> => {
     await db.close();
@@ -125,17 +279,57 @@ export async function runScenarioOnEngine(
     await keeper.apply(null);
   });
 
-  let armed: Extract<ScenarioStep, { kind: 'power-cut' }>[] = [];
+  /** Power-cut steps not armed yet: a run of equal ones before a full apply becomes a SIGKILLed process. */
+  let queued: PowerCutStep[] = [];
+  /** The cut's match on this engine: a scenario container's ID becomes the engine's. */
+  const engineMatch = (match: string | undefined): string | undefined =>
+    match === undefined ? undefined : (containerIds.get(match) ?? match);
+  const armInProcess = (why: string): void => {
+    for (const cut of queued) {
+      power.arm({
+        at: cut.at,
+        match: engineMatch(cut.match),
+        occurrence: cut.occurrence,
+        resume: cut.resume,
+        label: cutLabel(cut),
+        why,
+      });
+    }
+    queued = [];
+  };
+  /** Why the queued cuts cannot run as a SIGKILLed `apply` of this step (undefined when they can). */
+  const processCannot = (step: Extract<ScenarioStep, { kind: 'apply' }>): string | undefined => {
+    if (options.applyProcess === undefined) return 'no apply process given';
+    if (step.intermediate) return 'before an intermediate apply: the apply command applies full targets only';
+    if (queued.some((cut) => !sameCut(cut, queued[0]!)))
+      return 'armed with a different cut: the crash hook arms one cut per process';
+    if (power.pending) return 'armed while an in-process cut is pending';
+    if (duringPull !== undefined && !duringPull.done)
+      return 'with an idle tick armed for the middle of a pull: the apply command runs none';
+    if (dependent.length > 0) return 'with a dependent state: the apply command has none';
+    if (scenario.config.systemApps.length > 0) return 'with system apps: the apply command has none';
+    return undefined;
+  };
+
   let targetFiles = 0;
   for (const step of scenario.steps) {
     switch (step.kind) {
       case 'apply': {
-        if (armed.length === 0 || options.applyProcess === undefined) {
-          await guarded('apply', () => keeper.apply(step.target, { intermediate: step.intermediate }));
+        const why = queued.length === 0 ? undefined : processCannot(step);
+        if (queued.length === 0 || why !== undefined) {
+          if (why !== undefined) armInProcess(why);
+          // The cloud keeps sending the target: an apply cut short is applied again after the restart.
+          // An intermediate target is not: the persisted target is the authority after a cut.
+          for (let attempt = 0; ; attempt++) {
+            const before = power.fired.length;
+            await guarded('apply', () => keeper.apply(step.target, { intermediate: step.intermediate }));
+            if (power.fired.length === before || step.intermediate || !recoveryResumed || attempt >= MAX_CUTS)
+              break;
+          }
           break;
         }
-        const queue = armed;
-        armed = [];
+        const queue = queued;
+        queued = [];
         const targetFile = join(options.workDir, `target-${++targetFiles}.json`);
         writeFileSync(targetFile, ownTargetJson(step.target));
         await db.close();
@@ -144,9 +338,9 @@ export async function runScenarioOnEngine(
         let resume = true;
         let fired = 0;
         for (const [index, cut] of queue.entries()) {
-          const match = cut.match === undefined ? undefined : (containerIds.get(cut.match) ?? cut.match);
+          const match = engineMatch(cut.match);
           const crashAt = `${cut.at}:${cut.occurrence}${match === undefined ? '' : `:${match}`}`;
-          const run = await options.applyProcess({
+          const run = await options.applyProcess!({
             ...(index === 0 ? { targetFile } : {}),
             dbPath,
             socketPath: options.socketPath,
@@ -156,16 +350,12 @@ export async function runScenarioOnEngine(
           if (!killedLast) {
             const how = run.signal ? `died by ${run.signal}` : `exited ${String(run.code)}`;
             notes.push(
-              `the cut at ${crashAt} was not reached: apply ${how}${run.code === 0 ? '' : `: ${run.stderr.trim()}`}`,
+              `the cut at ${cutLabel(cut)} was not reached: apply ${how}${run.code === 0 ? '' : `: ${run.stderr.trim()}`}`,
             );
             break;
           }
-          cuts++;
           fired++;
-          // In the scenario's own terms (a container ID of the scenario, not the engine's).
-          notes.push(
-            `apply SIGKILLed itself at ${cut.at}:${cut.occurrence}${cut.match === undefined ? '' : `:${cut.match}`}`,
-          );
+          cuts.push({ kind: 'SIGKILL', label: cutLabel(cut) });
           resume = cut.resume ?? true;
           if (!resume) break;
         }
@@ -181,14 +371,18 @@ export async function runScenarioOnEngine(
         break;
       }
       case 'restart':
+        armInProcess('before a restart');
         await restart();
         break;
       case 'power-cut':
-        if (options.applyProcess === undefined) throw new Error('power-cut steps need an applyProcess');
-        armed.push(step);
+        queued.push(step);
         break;
       case 'idle':
+        armInProcess('before an idle tick');
         await guarded('idle', () => keeper.idleTick());
+        break;
+      case 'idle-during-pull':
+        duringPull = { ref: step.ref, afterLayers: step.afterLayers, done: false };
         break;
       case 'container':
         await containerStep(docker, engine, step, containerIds);
@@ -197,6 +391,7 @@ export async function runScenarioOnEngine(
         containerIds.set(step.container.id, await createContainer(docker, engine, step.container));
         break;
       case 'wipe-db':
+        armInProcess('before the wipe-db step');
         await db.close();
         await rm(dbPath, { force: true });
         await reopen();
@@ -222,6 +417,13 @@ export async function runScenarioOnEngine(
         throw new Error(`step ${step.kind} cannot run on a real engine`);
     }
   }
+  // As on the fakes: the scenario's cuts belong to its story, not to the settling; one that never
+  // fired means the engine run did not tell the same story.
+  for (const cut of [...queued.map(cutLabel), ...power.disarm().map((c) => c.label)])
+    errors.push(`the power cut at ${cut} never happened: the run did not reach it`);
+  if (duringPull !== undefined && !duringPull.done)
+    errors.push(`the idle tick during the pull of ${duringPull.ref} never ran: no such pull brought a layer`);
+  duringPull = undefined;
 
   await guarded(
     'settle',
@@ -239,6 +441,33 @@ export async function runScenarioOnEngine(
   );
   await db.close();
   return { final, notes, errors, cuts };
+}
+
+type PowerCutStep = Extract<ScenarioStep, { kind: 'power-cut' }>;
+
+/** Power cuts one run survives before it gives up (as the fake runner's default maxCuts). */
+const MAX_CUTS = 10;
+
+/** `<point>:<occurrence>[:<match>]` in the scenario's own terms (a scenario container ID, a digest). */
+function cutLabel(cut: PowerCutStep): string {
+  return `${cut.at}:${cut.occurrence}${cut.match === undefined ? '' : `:${cut.match}`}`;
+}
+
+function sameCut(a: PowerCutStep, b: PowerCutStep): boolean {
+  return (
+    a.at === b.at &&
+    a.match === b.match &&
+    a.occurrence === b.occurrence &&
+    (a.resume ?? true) === (b.resume ?? true)
+  );
+}
+
+function fileBytes(path: string): Buffer | null {
+  return existsSync(path) ? readFileSync(path) : null;
+}
+
+function sameBytes(a: Buffer | null, b: Buffer | null): boolean {
+  return a === null || b === null ? a === b : a.equals(b);
 }
 
 /**

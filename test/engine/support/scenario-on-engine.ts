@@ -7,6 +7,7 @@
  * engine run the rewritten scenario, so their final states compare value for value.
  */
 import type { CompiledScenario, ScenarioStep } from '../../../sim/scenario/compiled-scenario.js';
+import { LABEL_LOCKED } from '../../../adapters/docker/container-labels.js';
 import type { Layer } from '../../../core/model/engine-image.js';
 import { digestOf, repositoryOf } from '../../../core/reference/image-reference.js';
 import {
@@ -25,11 +26,8 @@ export interface ScenarioMapping {
   readonly archives: ReadonlyMap<string, Buffer>;
   /** Real digest references pushed only so the initial engine can hold them: withdrawn after the preload. */
   readonly unserved: readonly string[];
-}
-
-export interface SupportOptions {
-  /** Power cuts at named points can run: apply runs in a real process with the crash hook. */
-  readonly processCuts: boolean;
+  /** Real layer digest (the registry's blob) to the diff ID the engine reports in RootFS.Layers. */
+  readonly diffIds: ReadonlyMap<string, string>;
 }
 
 /** Scaled-down payload: scenario sizes are megabytes, the real layers need only be distinct. */
@@ -38,27 +36,23 @@ export function realLayerBytes(size: number): number {
 }
 
 /**
- * Why the scenario cannot run on a stock Docker engine as it is (empty when it can). Deltas, disk
- * budgets, partial layers and injected engine faults exist only in the fakes; update locks are labels,
- * which a real container cannot change after it is created.
+ * Why the scenario cannot run on a stock Docker engine as it is (empty when it can): deltas, disk
+ * budgets, partial layers and injected engine or registry faults exist only in the fakes; update locks
+ * are labels, which a real container cannot change after it is created. Power cuts are not a reason:
+ * the engine runner cuts a full apply with a real SIGKILLed process and every other cut in-process
+ * (engine-scenario-runner.ts), and it runs an idle tick from a pull's progress events.
  */
-export function engineSupportOf(scenario: CompiledScenario, options: SupportOptions): string[] {
+export function engineSupportOf(scenario: CompiledScenario): string[] {
   const reasons: string[] = [];
-  if (scenario.config.deltas || scenario.config.engineDeltas) reasons.push('uses deltas');
+  if (scenario.config.deltas || scenario.config.engineDeltas)
+    reasons.push('uses deltas (a stock Docker engine has none: the adapter says so and pulls instead)');
   if (scenario.config.diskLimit !== undefined) reasons.push('has a disk limit');
-  if (scenario.initial.partialLayers.length > 0) reasons.push('starts with partial layers');
-  const steps = scenario.steps;
-  if (options.processCuts && steps.some((s) => s.kind === 'power-cut')) {
-    // The CLI's keeper has neither a dependent state nor system apps: a cut apply would differ.
-    const dependent = scenario.initial.dependent.length > 0 || steps.some((s) => s.kind === 'set-dependent');
-    if (dependent) reasons.push('a power cut with a dependent state (the apply command has none)');
-    if (scenario.config.systemApps.length > 0)
-      reasons.push('a power cut with system apps (the apply command has none)');
-  }
-  steps.forEach((step, index) => {
-    const problem = stepProblem(step, steps.slice(index + 1), options);
+  if (scenario.initial.partialLayers.length > 0)
+    reasons.push('starts with partial layers (dockerd discards the layers of a cut pull itself)');
+  for (const step of scenario.steps) {
+    const problem = stepProblem(step);
     if (problem !== undefined) reasons.push(problem);
-  });
+  }
   return [...new Set(reasons)];
 }
 
@@ -75,53 +69,40 @@ export function withoutDiskBudget(scenario: CompiledScenario): CompiledScenario 
   return { ...scenario, config, expect: expectations };
 }
 
-function stepProblem(
-  step: ScenarioStep,
-  rest: readonly ScenarioStep[],
-  options: SupportOptions,
-): string | undefined {
+function stepProblem(step: ScenarioStep): string | undefined {
   switch (step.kind) {
-    case 'power-cut': {
-      if (!options.processCuts) return `power cut at ${step.at} (needs the real process with the crash hook)`;
-      // The hook arms one cut per process: a run of equal cuts is a cut, then one in each recovery.
-      const next = rest.find((s) => !(s.kind === 'power-cut' && sameCut(s, step)));
-      if (next?.kind === 'power-cut') return `different power cuts armed at once (${step.at}, ${next.at})`;
-      if (next?.kind !== 'apply' || next.intermediate) {
-        const before =
-          next === undefined
-            ? 'the end'
-            : next.kind === 'apply'
-              ? 'an intermediate apply'
-              : `the ${next.kind} step`;
-        return `power cut at ${step.at} before ${before} (the apply command cuts only a full apply)`;
-      }
-      return undefined;
-    }
     case 'engine-fault':
-      return `injected engine fault (${step.op} ${step.error})`;
-    case 'idle-during-pull':
-      return 'idle tick in the middle of a pull';
+      return `injected ${faultProblem(step)}`;
     case 'engine-remove-image':
-      return 'the engine loses an image behind the keeper';
+      return 'the engine loses an image behind the keeper (a stock engine never drops one by itself)';
     case 'container':
       return step.action === 'lock' || step.action === 'unlock'
-        ? `container ${step.action} (a lock is a label; a real container cannot change its labels)`
+        ? `container ${step.action} (the update lock is the container label ${LABEL_LOCKED}, and a stock ` +
+            'engine cannot change the labels of a created container; a recreated one is another container)'
         : undefined;
     default:
       return undefined;
   }
 }
 
-function sameCut(
-  a: Extract<ScenarioStep, { kind: 'power-cut' }>,
-  b: Extract<ScenarioStep, { kind: 'power-cut' }>,
-): boolean {
-  return (
-    a.at === b.at &&
-    a.match === b.match &&
-    a.occurrence === b.occurrence &&
-    (a.resume ?? true) === (b.resume ?? true)
-  );
+function faultProblem(step: Extract<ScenarioStep, { kind: 'engine-fault' }>): string {
+  const what = `${step.op} ${step.error}`;
+  switch (step.error) {
+    case 'register-layer':
+      return (
+        `engine fault (${what}): a broken layer store that fails every pull; a stock dockerd cannot be ` +
+        'made to fail that way on demand without corrupting its data-root'
+      );
+    case 'disk-full':
+      return `engine fault (${what}): a stock engine has no disk limit to fill`;
+    case 'source-missing':
+      return `engine fault (${what}): a stock engine has no deltas`;
+    default:
+      return (
+        `registry fault (${what}): the private registry serves every request; the runner has no ` +
+        'fault-injecting registry in front of the engine'
+      );
+  }
 }
 
 /**
@@ -136,6 +117,7 @@ export async function pushScenarioImages(
   registryHost: string,
 ): Promise<ScenarioMapping> {
   const hex = new Map<string, string>();
+  const diffIds = new Map<string, string>();
   const namespace = `diff/${slug(scenario.name)}`;
   const repositories = new Map(
     repositoriesOf(scenario).map((repository) => [
@@ -172,7 +154,11 @@ export async function pushScenarioImages(
     });
     bind(digest, pushed.digest, 'manifest digest');
     bind(imageId, pushed.imageId, 'image ID');
-    layers.forEach((layer, i) => bind(layer.digest, builtLayer(spec[i]!).digest, 'layer'));
+    layers.forEach((layer, i) => {
+      const built = builtLayer(spec[i]!);
+      bind(layer.digest, built.digest, 'layer');
+      diffIds.set(built.digest, built.diffId);
+    });
     return pushed;
   };
 
@@ -193,11 +179,14 @@ export async function pushScenarioImages(
     if (image.repoDigests.length === 0) {
       const built = handBuiltImage(specOf(image.layers), image.id);
       bind(image.id, built.imageId, 'image ID');
-      image.layers.forEach((layer, i) => bind(layer.digest, built.layers[i]!.digest, 'layer'));
+      image.layers.forEach((layer, i) => {
+        bind(layer.digest, built.layers[i]!.digest, 'layer');
+        diffIds.set(built.layers[i]!.digest, built.layers[i]!.diffId);
+      });
       archives.set(built.imageId, loadArchive(built, []));
     }
   }
-  return { hex, repositories, archives, unserved };
+  return { hex, repositories, archives, unserved, diffIds };
 }
 
 /** Every repository the scenario mentions anywhere: images, rows, targets, dependents. */
