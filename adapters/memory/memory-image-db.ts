@@ -46,7 +46,7 @@ export class MemoryImageDb implements ImageDb, TargetStore {
     };
     this.rows = [...copy.rows].sort((a, b) => a.id - b.id);
     this.nextId = Math.max(copy.nextId, ...this.rows.map((r) => r.id + 1));
-    this.target = copy.target;
+    this.target = copy.target === null ? null : copyTarget(copy.target);
     this.commitHook = options.commitHook;
   }
 
@@ -108,7 +108,7 @@ export class MemoryImageDb implements ImageDb, TargetStore {
 
   async readTarget(): Promise<Target | null> {
     this.checkOpen();
-    // Targets are stored as a private JSON copy and are readonly everywhere: sharing it is safe.
+    // The target is stored as a private frozen copy: sharing it is safe.
     return this.target;
   }
 

@@ -15,12 +15,14 @@ import {
   s1NoNeededImageDeleted,
   s2DeletedOnlyWhenUnreferenced,
   s3RowIdExists,
+  s6RowsLosingReference,
 } from './invariants.js';
 
 const DB_MUTATIONS = new Set(['db.insertRow', 'db.setDockerImageId', 'db.deleteRow', 'db.writeTarget']);
 
 /**
- * Checks the safety invariants (S1-S5, K1, U1, DT1, B1's no-second-download) around every port call of a fake device, from the
+ * Checks the safety invariants (S1-S6, K1, U1, DT1, B1's no second download and no needed layer thrown
+ * away) around every port call of a fake device, from the
  * fakes' own state, not from what the core believes. Violations are collected, not thrown, so a run
  * reports all of them with the trace that led there.
  */
@@ -42,12 +44,21 @@ export class InvariantMonitor {
     device.power.afterCall = (label, args, _result, ok) => this.afterCall(label, args, ok);
   }
 
+  /** Rows whose reference a removal took since the last row deletion (S6), with the message to report. */
+  private readonly untagged = new Map<number, string>();
+
+  /** Set when the target being applied is durably written (the runner clears it before each apply). */
+  targetPersisted = false;
+
   /** Every layer a removal or prune took off the disk, since the runner last cleared it. */
   readonly discardedLayers = new Set<string>();
 
   /** A restart loses every in-flight delta. */
   onBoot(): void {
     this.deltaSources.clear();
+    // A cut between an untag and its row's deletion leaves that row without its reference: the restart
+    // removes the row again. What counts is the removal in flight, and power took it.
+    this.untagged.clear();
     this.dbBeforeMutation = undefined;
     this.applying = null;
     this.applyingIntermediate = false;
@@ -118,13 +129,16 @@ export class InvariantMonitor {
       case 'engine.removeImage':
       case 'engine.removeReference':
       case 'engine.pruneUnusedLayers': {
-        // Rows and containers do not change during an engine removal; images and layers do, so copy only those.
-        const snapshot = this.snapshot();
-        this.before = {
-          images: [...snapshot.images],
-          layers: [...this.device.engine.peekLayers().keys()],
-          snapshot,
-        };
+        // Rows and containers do not change during an engine removal; images (their references, in
+        // place) and layers do, so copy those: S1 and S5 judge a deletion by the image as it was.
+        const live = this.snapshot();
+        const images = live.images.map((i) => ({
+          ...i,
+          repoTags: [...i.repoTags],
+          repoDigests: [...i.repoDigests],
+        }));
+        const snapshot = { ...live, images };
+        this.before = { images, layers: [...this.device.engine.peekLayers().keys()], snapshot };
         this.report(u1NothingRemovedWithoutTarget(snapshot, `${label}(${String(args[0] ?? '')})`));
         return;
       }
@@ -148,6 +162,21 @@ export class InvariantMonitor {
   private afterCall(label: string, args: readonly unknown[], ok: boolean): void {
     // A mutation cut short keeps its "before" for P1; one that completed is durable.
     if (DB_MUTATIONS.has(label) && ok) this.dbBeforeMutation = undefined;
+    if (label === 'db.writeTarget' && ok && args[0] === this.applying) this.targetPersisted = true;
+    if (label === 'db.deleteRow' && ok) {
+      // The removal of one row ends with its deletion: only that row may have lost its reference.
+      this.untagged.delete(args[0] as number);
+      for (const message of this.untagged.values()) this.report(message);
+      this.untagged.clear();
+    }
+    if (label === 'engine.removeReference' && this.before) {
+      for (const [rowId, message] of s6RowsLosingReference(
+        this.before.snapshot,
+        this.device.engine.peek().images,
+      )) {
+        this.untagged.set(rowId, message);
+      }
+    }
     if (label === 'engine.pullDelta') this.deltaSources.delete(args[1] as string);
     if (
       (label === 'engine.removeImage' ||

@@ -363,6 +363,30 @@ export function s5OnlyManagedDeleted(before: DeviceSnapshot, deleted: EngineImag
   return `S5: deleted image ${deleted.id.slice(7, 19)} (${[...deleted.repoTags, ...deleted.repoDigests].join(', ')}) that no row references and that is not dangling`;
 }
 
+/**
+ * S6: a removal takes only the removed row's references. Returns the rows whose image, still on the
+ * engine, carried their digest before a reference was removed and no longer does; the monitor allows
+ * this only for the row deleted next (the one being removed) and reports any other.
+ */
+export function s6RowsLosingReference(
+  before: DeviceSnapshot,
+  after: readonly EngineImage[],
+): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const row of before.rows) {
+    const digest = row.dockerImageId === null ? undefined : digestOf(row.name);
+    if (digest === undefined) continue;
+    const was = before.images.find((i) => i.id === row.dockerImageId);
+    const now = after.find((i) => i.id === row.dockerImageId);
+    if (!was || !now || !imageMatches(was, row.name) || imageMatches(now, row.name)) continue;
+    out.set(
+      row.id,
+      `S6: a removal took the reference of row ${row.id} (${row.serviceName}@${row.commit} ${row.name}), which stays: its image ${now.id.slice(7, 19)} no longer carries that digest`,
+    );
+  }
+  return out;
+}
+
 /** U1: with no known target (none ever persisted), nothing is removed and no container is killed. */
 export function u1NothingRemovedWithoutTarget(state: DeviceSnapshot, action: string): string | undefined {
   return state.target === null ? `U1: ${action} while the target is unknown` : undefined;

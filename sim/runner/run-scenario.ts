@@ -232,12 +232,14 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         device.engine.counters.windowPeakDisk = device.engine.diskBytes();
         // A cut may make the device resume its persisted target first: both count as what it may fetch.
         const persisted = device.db.peek().target;
-        const missing = b1MissingBytes(
-          persisted ? [step.target, persisted] : [step.target],
-          scenario.registry,
-          layersBefore,
-          monitor.snapshot(),
-        );
+        // What the apply may download: the new target's missing layers; and, if a cut comes before the
+        // new target is persisted, the old target's too, since the restarted device finishes that first.
+        const missingNew = b1MissingBytes([step.target], scenario.registry, layersBefore, monitor.snapshot());
+        const missingBoth = persisted
+          ? b1MissingBytes([step.target, persisted], scenario.registry, layersBefore, monitor.snapshot())
+          : missingNew;
+        let finishedOld = false;
+        monitor.targetPersisted = false;
         const downloadedBefore = device.engine.counters.bytesDownloaded;
         monitor.discardedLayers.clear();
         // The cloud keeps sending the target: an apply cut short is applied again after the restart.
@@ -247,15 +249,19 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
           monitor.applying = step.target;
           monitor.applyingIntermediate = step.intermediate;
           await guarded('apply', () => device.keeper.apply(step.target, { intermediate: step.intermediate }));
+          if (power.cuts > cutsBefore && !monitor.targetPersisted) finishedOld = true;
           monitor.applying = null;
           monitor.applyingIntermediate = false;
           if (power.cuts === cutsBefore || step.intermediate || !recoveryResumed || attempt >= maxCuts) break;
           log('> target received again after the restart');
         }
+        const finishedTargets =
+          persisted && (finishedOld || step.intermediate) ? [step.target, persisted] : [step.target];
+        const missing = finishedTargets.length > 1 ? missingBoth : missingNew;
         const d1 = d1PeakDiskOfApply(
           device.engine.counters.windowPeakDisk,
           diskBefore,
-          persisted ? [step.target, persisted] : [step.target],
+          finishedTargets,
           scenario.registry,
         );
         if (d1) {
@@ -300,6 +306,8 @@ export async function runScenario(scenario: CompiledScenario, options: RunOption
         device.engine.betweenLayers = async (ref, layers) => {
           if (done || !ref.includes(step.ref) || layers < step.afterLayers) return;
           done = true;
+          // The hook is used up: a cut from here on is a new crash state (see PowerController.distinctSteps).
+          power.changed();
           log(`  idle tick while ${ref} is in flight`);
           await device.keeper.idleTick();
         };

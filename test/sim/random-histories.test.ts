@@ -39,7 +39,7 @@ describe('random device histories under power cuts', () => {
 
   // Failures whose minimal history keeps a cut before the k-th port call (cutAtCalls), and one without.
   const SAVED = [
-    { seed: 3, mutant: 'save-by-repository' },
+    { seed: 3, mutant: 'delta-from-other-app' },
     { seed: 4, mutant: 'pull-before-row' },
     { seed: 4, mutant: 'skip-startup-cleanup' },
     { seed: 5, mutant: 'ignore-dependent' },
