@@ -123,18 +123,23 @@ export class PowerController implements CrashPoints {
     this.countStep();
     // A file-system call may write: whatever comes next is a new state.
     if (label.startsWith('fs.')) this.epoch++;
-    if (this.cutAtCalls.length > 0) {
-      const index = this.cutAtCalls.indexOf(this.calls);
-      if (index >= 0) {
-        this.cutAtCalls.splice(index, 1);
-        this.lastCutResumes = true;
-        this.numberedCuts++;
-        if (this.lastReached) this.cutsAt.set(this.lastReached, (this.cutsAt.get(this.lastReached) ?? 0) + 1);
-        this.lastReached = undefined;
-        throw this.cut(`before port call #${this.calls} ${label}`);
-      }
-    }
+    const reached = this.lastReached;
     this.lastReached = undefined;
+    if (this.numberedCutDue()) {
+      if (reached) this.cutsAt.set(reached, (this.cutsAt.get(reached) ?? 0) + 1);
+      throw this.cut(`before port call #${this.calls} ${label}`);
+    }
+  }
+
+  /** Whether a cut by step number is due at the current step (it is then used up). */
+  private numberedCutDue(): boolean {
+    if (this.cutAtCalls.length === 0) return false;
+    const index = this.cutAtCalls.indexOf(this.calls);
+    if (index < 0) return false;
+    this.cutAtCalls.splice(index, 1);
+    this.lastCutResumes = true;
+    this.numberedCuts++;
+    return true;
   }
 
   reach(point: CrashPoint, detail: string): void {
@@ -146,15 +151,9 @@ export class PowerController implements CrashPoints {
     else if (this.suspended === 0) {
       this.countStep();
       this.lastReached = undefined;
-      if (this.cutAtCalls.length > 0) {
-        const index = this.cutAtCalls.indexOf(this.calls);
-        if (index >= 0) {
-          this.cutAtCalls.splice(index, 1);
-          this.lastCutResumes = true;
-          this.numberedCuts++;
-          this.cutsAt.set(point, (this.cutsAt.get(point) ?? 0) + 1);
-          throw this.cut(`at step #${this.calls} ${point} (${detail})`);
-        }
+      if (this.numberedCutDue()) {
+        this.cutsAt.set(point, (this.cutsAt.get(point) ?? 0) + 1);
+        throw this.cut(`at step #${this.calls} ${point} (${detail})`);
       }
     }
     for (const entry of this.armed) {
@@ -182,7 +181,8 @@ export class PowerController implements CrashPoints {
   }
 }
 
-function powerCutError(message: string, where: string): KeeperError {
+/** The error a power cut throws: cheap (no stack), with where it happened in `details.where`. */
+export function powerCutError(message: string, where: string): KeeperError {
   // Cuts are frequent and their stack says nothing (the trace does): skip capturing one.
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
