@@ -115,33 +115,20 @@ export class DeviceView {
     return row.dockerImageId !== null && this.imagesById.has(row.dockerImageId);
   }
 
-  /**
-   * A row stands for its image when its image ID is on the engine and, for a name with a digest, that
-   * image carries the digest: an image deleted behind our back and built again under another name has
-   * the same ID but not our reference (identity is by digest). Such a row is stale: a pull restores
-   * the reference, downloading nothing since the layers are there.
-   */
-  standsFor(row: ImageRow): boolean {
-    if (row.dockerImageId === null) return false;
-    const image = this.imagesById.get(row.dockerImageId);
-    if (!image) return false;
-    const digest = digestOf(row.name);
-    return digest === undefined || this.imageByDigest.get(digest) === image || carriesDigest(image, digest);
-  }
-
-  /** The row standing for this target image, if any (the newest when duplicates exist). */
+  /** The available row standing for this target image, if any (the newest when duplicates exist). */
   availableRowFor(image: TargetImage, key = rowKey(image)): ImageRow | undefined {
     let best: ImageRow | undefined;
     for (const r of this.rowsByKey.get(key) ?? [])
-      if (this.standsFor(r) && (best === undefined || r.id > best.id)) best = r;
+      if (this.isAvailable(r) && (best === undefined || r.id > best.id)) best = r;
     return best;
   }
 
-  /** A row for this key with an image ID that no longer stands for it (gone, or without its digest). */
+  /** A row for this key whose image ID is no longer on the engine. */
   staleRowFor(image: TargetImage, key = rowKey(image)): ImageRow | undefined {
     let best: ImageRow | undefined;
     for (const r of this.rowsByKey.get(key) ?? []) {
-      if (r.dockerImageId !== null && !this.standsFor(r) && (best === undefined || r.id > best.id)) best = r;
+      if (r.dockerImageId !== null && !this.isAvailable(r) && (best === undefined || r.id > best.id))
+        best = r;
     }
     return best;
   }
@@ -162,11 +149,6 @@ export class DeviceView {
     if (digest !== undefined) return ignoreDigest ? undefined : this.imageByDigest.get(digest);
     return this.imageByTag.get(name);
   }
-}
-
-function carriesDigest(image: EngineImage, digest: string): boolean {
-  for (const ref of image.repoDigests) if (digestOf(ref) === digest) return true;
-  return false;
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {

@@ -38,7 +38,7 @@ export async function removeRow(ctx: KeeperContext, row: ImageRow): Promise<void
   const own = ownReferences(image, row, mutant === 'untag-others-reference' ? [] : others);
 
   if ((others.length > 0 && mutant !== 'delete-by-name') || usedByContainer) {
-    await untagKeepingImage(ctx, image, own, others);
+    await untagKeepingImage(ctx, image, own);
     await ctx.db.deleteRow(row.id);
     ctx.crashPoints.reach('after-row-delete', row.name);
     return;
@@ -61,11 +61,11 @@ export async function removeRow(ctx: KeeperContext, row: ImageRow): Promise<void
       // Someone built images FROM it (Docker refuses even a forced delete): it is theirs now, like an
       // operator's tag; take back only our own references. Retrying would never converge.
       if (!isKeeperError(error, 'IMAGE_IN_USE') || error.details['reason'] !== 'child-images') throw error;
-      await untagKeepingImage(ctx, image, own, others);
+      await untagKeepingImage(ctx, image, own);
     }
   } else {
     // An operator's tag: the image is theirs now; take back only our own references.
-    await untagKeepingImage(ctx, image, own, others);
+    await untagKeepingImage(ctx, image, own);
   }
   ctx.crashPoints.reach('between-engine-delete-and-row-delete', row.name);
   if (mutant !== 'row-before-engine-delete') {
@@ -85,41 +85,21 @@ async function untagKeepingImage(
   ctx: KeeperContext,
   image: EngineImage,
   own: readonly string[],
-  others: readonly ImageRow[],
 ): Promise<void> {
-  let refs = { tags: [...image.repoTags], digests: [...image.repoDigests] };
-  // Identity is by digest: a row that stays stands for this image while it carries that row's digest,
-  // under any repository. A reference whose removal would take the last carrier of such a digest stays.
-  const kept = new Set(others.map((r) => digestOf(r.name)).filter((d): d is string => d !== undefined));
-  const carried = (digests: readonly string[]): Set<string | undefined> =>
-    new Set(digests.map((d) => digestOf(d)));
+  let tags = [...image.repoTags];
+  let digests = [...image.repoDigests];
   for (const ref of own) {
     const repository = repositoryOf(ref);
-    const elsewhere = [...refs.tags, ...refs.digests].some((r) => repositoryOf(r) !== repository);
+    const elsewhere = [...tags, ...digests].some((r) => repositoryOf(r) !== repository);
     if (!elsewhere && ctx.config.mutant !== 'untag-last-reference') continue;
-    const after = withoutReference(refs, ref);
-    const before = carried(refs.digests);
-    const still = carried(after.digests);
-    const takesAnother = [...kept].some((d) => before.has(d) && !still.has(d));
-    if (takesAnother && ctx.config.mutant !== 'untag-others-reference') continue;
     await ctx.engine.removeReference(ref);
     ctx.crashPoints.reach('between-untag-and-delete', ref);
-    refs = after;
+    tags = tags.filter((t) => t !== ref);
+    digests = digests.filter((d) => d !== ref);
+    if (digestOf(ref) === undefined && !tags.some((t) => repositoryOf(t) === repository)) {
+      digests = digests.filter((d) => repositoryOf(d) !== repository);
+    }
   }
-}
-
-/** An image's references after Docker's `rmi <ref>`: a repository's last tag takes its digests along. */
-function withoutReference(
-  refs: { readonly tags: readonly string[]; readonly digests: readonly string[] },
-  ref: string,
-): { tags: string[]; digests: string[] } {
-  const repository = repositoryOf(ref);
-  const tags = refs.tags.filter((t) => t !== ref);
-  let digests = refs.digests.filter((d) => d !== ref);
-  if (digestOf(ref) === undefined && !tags.some((t) => repositoryOf(t) === repository)) {
-    digests = digests.filter((d) => repositoryOf(d) !== repository);
-  }
-  return { tags, digests };
 }
 
 /**

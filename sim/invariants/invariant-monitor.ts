@@ -15,7 +15,7 @@ import {
   s1NoNeededImageDeleted,
   s2DeletedOnlyWhenUnreferenced,
   s3RowIdExists,
-  s6RowsLosingReference,
+  s6RowsNamed,
 } from './invariants.js';
 
 const DB_MUTATIONS = new Set(['db.insertRow', 'db.setDockerImageId', 'db.deleteRow', 'db.writeTarget']);
@@ -44,7 +44,7 @@ export class InvariantMonitor {
     device.power.afterCall = (label, args, _result, ok) => this.afterCall(label, args, ok);
   }
 
-  /** Rows whose reference a removal took since the last row deletion (S6), with the message to report. */
+  /** Rows whose name a removal untagged since the last row deletion (S6), with the message to report. */
   private readonly untagged = new Map<number, string>();
 
   /** Set when the target being applied is durably written (the runner clears it before each apply). */
@@ -143,10 +143,22 @@ export class InvariantMonitor {
         return;
       }
       case 'db.setDockerImageId':
-        this.report(s3RowIdExists(this.device.engine.peek().images, args[1] as string));
+        this.report(
+          s3RowIdExists(
+            this.device.engine.peek().images,
+            args[1] as string,
+            this.device.db.peek().rows.find((r) => r.id === args[0])?.name,
+          ),
+        );
         return;
       case 'db.insertRow':
-        this.report(s3RowIdExists(this.device.engine.peek().images, (args[0] as NewImageRow).dockerImageId));
+        this.report(
+          s3RowIdExists(
+            this.device.engine.peek().images,
+            (args[0] as NewImageRow).dockerImageId,
+            (args[0] as NewImageRow).name,
+          ),
+        );
         return;
       case 'containers.kill': {
         const state = this.snapshot();
@@ -169,11 +181,8 @@ export class InvariantMonitor {
       for (const message of this.untagged.values()) this.report(message);
       this.untagged.clear();
     }
-    if (label === 'engine.removeReference' && this.before) {
-      for (const [rowId, message] of s6RowsLosingReference(
-        this.before.snapshot,
-        this.device.engine.peek().images,
-      )) {
+    if (label === 'engine.removeReference' && ok) {
+      for (const [rowId, message] of s6RowsNamed(this.snapshot(), args[0] as string)) {
         this.untagged.set(rowId, message);
       }
     }

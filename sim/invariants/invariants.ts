@@ -89,15 +89,23 @@ export function s2RowsPointToImages(state: DeviceSnapshot): string | undefined {
     : undefined;
 }
 
-/** S3: no row is ever written with an image ID the engine does not have at that moment. */
+/**
+ * S3: no row is ever written with an image ID the engine does not have at that moment, nor with the ID
+ * of an image that is not the one the row names (identity by digest: the image carries the row's
+ * digest, or its tag, when the ID is written). Later, the engine may lose a reference behind our back;
+ * the row then stays satisfied by its image ID, which still names the same content.
+ */
 export function s3RowIdExists(
   images: readonly EngineImage[],
   dockerImageId: string | null,
+  name?: string,
 ): string | undefined {
   if (dockerImageId === null) return undefined;
-  return images.some((i) => i.id === dockerImageId)
-    ? undefined
-    : `S3: a row was written with image ID ${dockerImageId.slice(7, 19)}, which the engine does not have`;
+  const image = images.find((i) => i.id === dockerImageId);
+  if (!image)
+    return `S3: a row was written with image ID ${dockerImageId.slice(7, 19)}, which the engine does not have`;
+  if (name === undefined || imageMatches(image, name)) return undefined;
+  return `S3: row ${name} was written with image ${dockerImageId.slice(7, 19)}, which does not carry that ${digestOf(name) ? 'digest' : 'tag'}`;
 }
 
 /** K1: download-then-kill: no old container of an app is killed before every target image of that app is available. */
@@ -138,12 +146,6 @@ export function l1Converged(state: DeviceSnapshot, foreign: ReadonlySet<string>)
   for (const r of state.rows) {
     const image = r.dockerImageId === null ? undefined : state.images.find((i) => i.id === r.dockerImageId);
     if (!image) out.push(`L1: row ${r.id} ${r.name} has no image`);
-    // Identity: the row's image is the image it names (its digest, or its tag), not merely some image.
-    else if (!imageMatches(image, r.name)) {
-      out.push(
-        `L1: row ${r.id} ${r.name} points to image ${image.id.slice(7, 19)}, which does not carry that ${digestOf(r.name) ? 'digest' : 'tag'}`,
-      );
-    }
   }
   for (const image of state.images) {
     if (
@@ -364,24 +366,17 @@ export function s5OnlyManagedDeleted(before: DeviceSnapshot, deleted: EngineImag
 }
 
 /**
- * S6: a removal takes only the removed row's references. Returns the rows whose image, still on the
- * engine, carried their digest before a reference was removed and no longer does; the monitor allows
- * this only for the row deleted next (the one being removed) and reports any other.
+ * S6: a removal takes only the removed row's references: it never asks the engine to remove a
+ * reference that is the name of another row. Returns the rows named `ref`; the monitor allows this
+ * only for the row deleted next (the one being removed) and reports any other.
  */
-export function s6RowsLosingReference(
-  before: DeviceSnapshot,
-  after: readonly EngineImage[],
-): Map<number, string> {
+export function s6RowsNamed(state: DeviceSnapshot, ref: string): Map<number, string> {
   const out = new Map<number, string>();
-  for (const row of before.rows) {
-    const digest = row.dockerImageId === null ? undefined : digestOf(row.name);
-    if (digest === undefined) continue;
-    const was = before.images.find((i) => i.id === row.dockerImageId);
-    const now = after.find((i) => i.id === row.dockerImageId);
-    if (!was || !now || !imageMatches(was, row.name) || imageMatches(now, row.name)) continue;
+  for (const row of state.rows) {
+    if (row.name !== ref) continue;
     out.set(
       row.id,
-      `S6: a removal took the reference of row ${row.id} (${row.serviceName}@${row.commit} ${row.name}), which stays: its image ${now.id.slice(7, 19)} no longer carries that digest`,
+      `S6: a removal untagged ${ref}, the name of row ${row.id} (${row.serviceName}@${row.commit}), which stays`,
     );
   }
   return out;

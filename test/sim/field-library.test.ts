@@ -66,7 +66,7 @@ const NOT_IN_LIBRARY: Readonly<Partial<Record<Mutant, string>>> = {
     "its incident (balena #2538) is not among the entries; FB-13's \"rows do not multiply\" is also enforced by the image table's unique key, which a run that cannot converge does not tell apart from the engine's error",
   'ignore-dependent': 'no entry involves dependent apps',
   'untag-others-reference':
-    'no entry has one image carrying the same digest under two repositories, each the name of a row (scenarios/regressions/shared-digest-other-row-reference.yaml has)',
+    'no entry has two rows of one image with the same name, where removing one could untag the name the other still needs (scenarios/regressions/shared-digest-other-row-reference.yaml has)',
   'delta-from-other-app':
     'no entry has two apps with a service of the same name; FB-06 covers the same-app variant (delta-from-other-service)',
 };
