@@ -1,13 +1,12 @@
 import type { Server } from 'node:http';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import type * as Migrations from '../adapters/sqljs/migrations.js';
-import { loadSqlJs } from '../adapters/sqljs/sqljs-loader.js';
-import { SAMPLE_TARGET, sampleRow } from '../test/contract/image-db-contract.js';
+import { dirSnapshot, writeVersion1Db } from '../adapters/sqljs/old-schema-db.test-support.js';
 import { bufferIo } from './cli-io.js';
 import { emptyEngine } from './empty-engine.test-support.js';
 import { main } from './main.js';
@@ -30,34 +29,6 @@ vi.mock('../adapters/sqljs/migrations.js', async (importOriginal) => {
   };
 });
 
-/** Every file in `dir`: name, bytes and mtime. */
-async function snapshot(dir: string): Promise<Record<string, { bytes: string; mtimeMs: number }>> {
-  const out: Record<string, { bytes: string; mtimeMs: number }> = {};
-  for (const name of (await readdir(dir)).sort()) {
-    const path = join(dir, name);
-    out[name] = { bytes: (await readFile(path)).toString('base64'), mtimeMs: (await stat(path)).mtimeMs };
-  }
-  return out;
-}
-
-/** A schema-version-1 DB file with one row (its image is not on the engine) and a target. */
-async function writeVersion1Db(path: string): Promise<void> {
-  const real = await vi.importActual<typeof Migrations>('../adapters/sqljs/migrations.js');
-  const SQL = await loadSqlJs();
-  const raw = new SQL.Database();
-  real.migrate(raw, path, real.MIGRATIONS);
-  const row = sampleRow(1);
-  raw.run(
-    `INSERT INTO image (name, appId, serviceId, serviceName, imageId, releaseId, "commit", dockerImageId)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    [row.name, row.appId, row.serviceId, row.serviceName, row.imageId, row.releaseId, row.commit, null],
-  );
-  raw.run('INSERT INTO target (id, json) VALUES (1, ?)', [JSON.stringify(SAMPLE_TARGET)]);
-  await writeFile(path, raw.export(), { mode: 0o600 });
-  raw.close();
-  await utimes(path, new Date('2020-01-01T00:00:00Z'), new Date('2020-01-01T00:00:00Z'));
-}
-
 describe('read-only device commands on an existing DB write nothing', () => {
   let dir = '';
   let server: Server;
@@ -76,21 +47,21 @@ describe('read-only device commands on an existing DB write nothing', () => {
     const folder = join(dir, name);
     await mkdir(folder);
     const db = join(folder, 'images.sqlite');
-    await writeVersion1Db(db);
+    await writeVersion1Db(db, null);
     await writeFile(`${db}.tmp-0`, 'half a commit a power cut interrupted');
     return { folder, db };
   }
 
   it('status, status --json, cleanup --dry-run and capture leave an old-schema DB and a stale temp file as they are', async () => {
     const { folder, db } = await deviceDir('old-schema');
-    const before = await snapshot(folder);
+    const before = await dirSnapshot(folder);
     expect(Object.keys(before)).toEqual(['images.sqlite', 'images.sqlite.tmp-0']);
 
     const status = bufferIo();
     expect(await main(['status', '--db', db, '--engine', engine], status), status.errors.join('\n')).toBe(0);
     expect(status.lines[0]).toBe(`state DB: ${db} (1 row(s))`);
     expect(status.lines).toContain('startup cleanup at the next start:');
-    expect(await snapshot(folder)).toEqual(before);
+    expect(await dirSnapshot(folder)).toEqual(before);
 
     const json = bufferIo();
     expect(
@@ -114,17 +85,17 @@ describe('read-only device commands on an existing DB write nothing', () => {
     ).toBe(0);
     expect(capture.lines[0]).toContain('captured 1 row(s)');
 
-    expect(await snapshot(folder)).toEqual(before);
+    expect(await dirSnapshot(folder)).toEqual(before);
   });
 
   it('cleanup without --dry-run does write: it migrates the file, removes the temp file and the pending row', async () => {
     // The contrast that shows the fixture above is one a read-write open changes.
     const { folder, db } = await deviceDir('read-write');
-    const before = await snapshot(folder);
+    const before = await dirSnapshot(folder);
     const io = bufferIo();
     expect(await main(['cleanup', '--db', db, '--engine', engine], io), io.errors.join('\n')).toBe(0);
     expect(io.lines.join('\n')).toContain('startup cleanup: deleted row');
-    const after = await snapshot(folder);
+    const after = await dirSnapshot(folder);
     expect(Object.keys(after)).toEqual(['images.sqlite']);
     expect(after['images.sqlite']?.bytes).not.toBe(before['images.sqlite']?.bytes);
   });
@@ -133,11 +104,11 @@ describe('read-only device commands on an existing DB write nothing', () => {
     const { folder, db } = await deviceDir('corrupt');
     const whole = await readFile(db);
     await writeFile(db, whole.subarray(0, Math.floor(whole.byteLength / 2)));
-    const before = await snapshot(folder);
+    const before = await dirSnapshot(folder);
     const io = bufferIo();
     expect(await main(['status', '--db', db, '--engine', engine], io)).toBe(2);
     expect(io.errors).toHaveLength(1);
     expect(io.errors[0]).toMatch(new RegExp(`^image-keeper: DB_CORRUPT: state DB ${db} is corrupt`));
-    expect(await snapshot(folder)).toEqual(before);
+    expect(await dirSnapshot(folder)).toEqual(before);
   });
 });

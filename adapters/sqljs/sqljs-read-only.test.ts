@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -8,6 +8,7 @@ import { SAMPLE_TARGET, sampleRow } from '../../test/contract/image-db-contract.
 import type { FileSystem } from '../../core/ports/file-system.js';
 import { NodeFileSystem } from '../node-fs/node-file-system.js';
 import type * as Migrations from './migrations.js';
+import { dirSnapshot, writeVersion1Db } from './old-schema-db.test-support.js';
 import { SqlJsStateDb } from './sqljs-image-db.js';
 import { loadSqlJs } from './sqljs-loader.js';
 
@@ -41,45 +42,6 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-/** Every file in `dir`: name, bytes and mtime, so "unchanged" means name-for-name and byte-for-byte. */
-async function snapshot(dir: string): Promise<Record<string, { bytes: string; mtimeMs: number }>> {
-  const out: Record<string, { bytes: string; mtimeMs: number }> = {};
-  for (const name of (await readdir(dir)).sort()) {
-    const path = join(dir, name);
-    out[name] = { bytes: (await readFile(path)).toString('base64'), mtimeMs: (await stat(path)).mtimeMs };
-  }
-  return out;
-}
-
-/** A DB file at schema version 1 (the shipped migrations), with one row and a target. */
-async function writeVersion1Db(path: string): Promise<void> {
-  const real = await vi.importActual<typeof Migrations>('./migrations.js');
-  const SQL = await loadSqlJs();
-  const raw = new SQL.Database();
-  real.migrate(raw, path, real.MIGRATIONS);
-  const row = sampleRow(1);
-  raw.run(
-    `INSERT INTO image (name, appId, serviceId, serviceName, imageId, releaseId, "commit", dockerImageId)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    [
-      row.name,
-      row.appId,
-      row.serviceId,
-      row.serviceName,
-      row.imageId,
-      row.releaseId,
-      row.commit,
-      'sha256:aa',
-    ],
-  );
-  raw.run('INSERT INTO target (id, json) VALUES (1, ?)', [JSON.stringify(SAMPLE_TARGET)]);
-  expect(raw.exec('PRAGMA user_version')[0]?.values).toEqual([[1]]);
-  await writeFile(path, raw.export(), { mode: 0o600 });
-  raw.close();
-  // An mtime in the past, so a rewrite within the same clock tick cannot hide.
-  await utimes(path, new Date('2020-01-01T00:00:00Z'), new Date('2020-01-01T00:00:00Z'));
-}
-
 /** A FileSystem that records every call by name before passing it on. */
 function recording(fs: FileSystem): { fs: FileSystem; calls: string[] } {
   const calls: string[] = [];
@@ -105,7 +67,7 @@ describe('SqlJsStateDb.openReadOnly', () => {
     await db.writeTarget(SAMPLE_TARGET);
     await db.close();
     await writeFile(`${path}.tmp-3`, 'half a commit');
-    const before = await snapshot(dir);
+    const before = await dirSnapshot(dir);
 
     const { fs, calls } = recording(new NodeFileSystem());
     const ro = await SqlJsStateDb.openReadOnly(fs, path);
@@ -115,15 +77,15 @@ describe('SqlJsStateDb.openReadOnly', () => {
     await ro.close();
 
     expect(calls).toEqual([`readFile ${path}`]);
-    expect(await snapshot(dir)).toEqual(before);
+    expect(await dirSnapshot(dir)).toEqual(before);
   });
 
   it('reads an older schema, migrating it in memory only: the file keeps its bytes and mtime', async () => {
     const dir = await tempDir();
     const path = join(dir, 'state.db');
-    await writeVersion1Db(path);
+    await writeVersion1Db(path, 'sha256:aa');
     await writeFile(`${path}.tmp-0`, 'half a commit');
-    const before = await snapshot(dir);
+    const before = await dirSnapshot(dir);
 
     const { fs, calls } = recording(new NodeFileSystem());
     const ro = await SqlJsStateDb.openReadOnly(fs, path);
@@ -133,7 +95,7 @@ describe('SqlJsStateDb.openReadOnly', () => {
     expect(await ro.readTarget()).toEqual(SAMPLE_TARGET);
     await ro.close();
     expect(calls).toEqual([`readFile ${path}`]);
-    expect(await snapshot(dir)).toEqual(before);
+    expect(await dirSnapshot(dir)).toEqual(before);
 
     // The fixture really is an older schema: open (read-write) migrates it, persists it and drops the temp.
     const rw = await SqlJsStateDb.open(new NodeFileSystem(), path);
@@ -145,25 +107,25 @@ describe('SqlJsStateDb.openReadOnly', () => {
   it('fails on a truncated file with DB_CORRUPT naming it, and leaves the file and a temp file alone', async () => {
     const dir = await tempDir();
     const path = join(dir, 'state.db');
-    await writeVersion1Db(path);
+    await writeVersion1Db(path, 'sha256:aa');
     const whole = await readFile(path);
     await writeFile(path, whole.subarray(0, Math.floor(whole.byteLength / 2)));
     await writeFile(`${path}.tmp-1`, 'half a commit');
-    const before = await snapshot(dir);
+    const before = await dirSnapshot(dir);
 
     const { fs, calls } = recording(new NodeFileSystem());
     const error = await SqlJsStateDb.openReadOnly(fs, path).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'DB_CORRUPT', details: { path } });
     expect(String(error)).toContain(`state DB ${path} is corrupt`);
     expect(calls).toEqual([`readFile ${path}`]);
-    expect(await snapshot(dir)).toEqual(before);
+    expect(await dirSnapshot(dir)).toEqual(before);
   });
 
   it('refuses every write with DB_ERROR "read-only", before memory or disk change', async () => {
     const dir = await tempDir();
     const path = join(dir, 'state.db');
-    await writeVersion1Db(path);
-    const before = await snapshot(dir);
+    await writeVersion1Db(path, 'sha256:aa');
+    const before = await dirSnapshot(dir);
     const { fs, calls } = recording(new NodeFileSystem());
     const ro = await SqlJsStateDb.openReadOnly(fs, path);
     const rows = await ro.listRows();
@@ -184,7 +146,7 @@ describe('SqlJsStateDb.openReadOnly', () => {
     expect(await ro.readTarget()).toEqual(SAMPLE_TARGET);
     await ro.close();
     expect(calls).toEqual([`readFile ${path}`]);
-    expect(await snapshot(dir)).toEqual(before);
+    expect(await dirSnapshot(dir)).toEqual(before);
   });
 
   it('reads a missing DB as empty and creates nothing, not even its directory', async () => {
@@ -210,10 +172,10 @@ describe('SqlJsStateDb.openReadOnly', () => {
     raw.run('PRAGMA user_version = 99');
     await writeFile(path, raw.export());
     raw.close();
-    const before = await snapshot(dir);
+    const before = await dirSnapshot(dir);
     const error = await SqlJsStateDb.openReadOnly(new NodeFileSystem(), path).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'DB_ERROR' });
     expect(String(error)).toContain('schema version 99');
-    expect(await snapshot(dir)).toEqual(before);
+    expect(await dirSnapshot(dir)).toEqual(before);
   });
 });

@@ -1,15 +1,10 @@
 import { KeeperError } from '../../core/errors.js';
 import type { CrashPoint, CrashPoints } from '../../core/ports/crash-points.js';
 import { CRASH_POINTS } from '../../core/ports/crash-points.js';
+import type { ArmedCut } from './armed-cuts.js';
+import { ArmedCuts } from './armed-cuts.js';
 
-export interface ArmedCut {
-  readonly at: CrashPoint;
-  readonly match?: string | undefined;
-  /** Cut on the n-th time the point is reached (1-based). */
-  readonly occurrence: number;
-  /** After this cut, resume the interrupted target (default) or only run startup cleanup. */
-  readonly resume?: boolean | undefined;
-}
+export type { ArmedCut } from './armed-cuts.js';
 
 /**
  * Crash points reached INSIDE an engine call, between two layers of a pull or delta: no port-call
@@ -49,7 +44,7 @@ export class PowerController implements CrashPoints {
   private epochOfLastStep = -1;
   readonly distinctSteps: number[] = [];
   private cutAtCalls: number[] = [];
-  private armed: { cut: ArmedCut; seen: number }[] = [];
+  private readonly armed = new ArmedCuts();
   /** Called before every port call, with its label and arguments (the invariant checker hooks here). */
   beforeCall: ((label: string, args: readonly unknown[]) => void) | undefined;
   /** Called after every port call that ran, also when it failed (`result` is then undefined). */
@@ -66,21 +61,21 @@ export class PowerController implements CrashPoints {
   }
 
   arm(cut: ArmedCut): void {
-    this.armed.push({ cut, seen: 0 });
+    this.armed.arm(cut);
   }
 
   /** Drops the named cuts that have not fired; cuts by step number stay. */
   disarmNamed(): void {
-    this.armed = [];
+    this.armed.clear();
   }
 
   disarmAll(): void {
     this.cutAtCalls = [];
-    this.armed = [];
+    this.armed.clear();
   }
 
   get pending(): boolean {
-    return this.cutAtCalls.length > 0 || this.armed.length > 0;
+    return this.cutAtCalls.length > 0 || this.armed.size > 0;
   }
 
   /**
@@ -156,16 +151,11 @@ export class PowerController implements CrashPoints {
         throw this.cut(`at step #${this.calls} ${point} (${detail})`);
       }
     }
-    for (const entry of this.armed) {
-      if (entry.cut.at !== point) continue;
-      if (entry.cut.match !== undefined && !detail.includes(entry.cut.match)) continue;
-      entry.seen++;
-      if (entry.seen === entry.cut.occurrence) {
-        this.armed = this.armed.filter((e) => e !== entry);
-        this.lastCutResumes = entry.cut.resume ?? true;
-        this.cutsAt.set(point, (this.cutsAt.get(point) ?? 0) + 1);
-        throw this.cut(`at ${point} (${detail})`);
-      }
+    const fired = this.armed.fire(point, detail);
+    if (fired) {
+      this.lastCutResumes = fired.resume ?? true;
+      this.cutsAt.set(point, (this.cutsAt.get(point) ?? 0) + 1);
+      throw this.cut(`at ${point} (${detail})`);
     }
   }
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import type { Container } from '../../core/model/container.js';
 import type { ImageRow } from '../../core/model/image-row.js';
-import type { Target, TargetService, UpdateStrategy } from '../../core/model/target.js';
+import type { Target, TargetImage, TargetService, UpdateStrategy } from '../../core/model/target.js';
 import type { CrashPoint } from '../../core/ports/crash-points.js';
 import { CRASH_POINTS } from '../../core/ports/crash-points.js';
 import type { CompiledScenario, ScenarioStep } from '../scenario/compiled-scenario.js';
@@ -158,18 +158,23 @@ function serviceOf(slot: Slot, image: string, commit: string, strategy: UpdateSt
   };
 }
 
+/** An image of the dependent app (app 9, run by an attached device, never here). */
+function dependentImage(symbol: string, commit: string): TargetImage {
+  return {
+    name: universeImage(symbol).name,
+    appId: 9,
+    serviceId: 91,
+    serviceName: 'sensor',
+    imageId: 0,
+    releaseId: 0,
+    commit,
+  };
+}
+
 function targetOf(event: Extract<HistoryEvent, { kind: 'apply' }>, commit: string): Target {
   return {
     services: event.services.map((p) => serviceOf(p.slot, p.image, commit, p.strategy)),
-    dependent: event.dependent.map((d) => ({
-      name: universeImage(d).name,
-      appId: 9,
-      serviceId: 91,
-      serviceName: 'sensor',
-      imageId: 0,
-      releaseId: 0,
-      commit,
-    })),
+    dependent: event.dependent.map((d) => dependentImage(d, commit)),
   };
 }
 
@@ -269,15 +274,7 @@ export function compileHistory(history: History, name = 'random history'): Compi
       case 'dependent':
         steps.push({
           kind: 'set-dependent',
-          images: event.images.map((d) => ({
-            name: universeImage(d).name,
-            appId: 9,
-            serviceId: 91,
-            serviceName: 'sensor',
-            imageId: 0,
-            releaseId: 0,
-            commit: 'current',
-          })),
+          images: event.images.map((d) => dependentImage(d, 'current')),
         });
         break;
     }

@@ -3,13 +3,13 @@
  * private engine and registry, a first install and two updates from balena target-state files, with an
  * operator's own image and container on the same engine that image-keeper must never touch.
  */
-import { existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { short } from '../../core/model/plan-step.js';
 import type { StatusReport } from '../../cli/status-command.js';
 import { writeBalenaTarget } from './support/balena-target-file.js';
-import { runDockerCli } from './support/docker-cli.js';
+import { buildChildImage, runDockerCli } from './support/docker-cli.js';
 import { PrivateEngine } from './support/private-engine.js';
 import { assertPrivateEngineAnswers } from './support/private-socket.js';
 import { resetEngine } from './support/reset-engine.js';
@@ -277,18 +277,13 @@ describe('an operator builds an image FROM a managed one', () => {
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     // Offline: the classic builder, FROM the managed image by digest, records it as the parent.
-    const context = join(dir, 'child-context');
-    mkdirSync(context, { recursive: true });
-    writeFileSync(join(context, 'Dockerfile'), `FROM ${workerV1.digestRef}\nLABEL operator.built=yes\n`);
-    await runDockerCli(info.socketPath, [
-      'build',
-      '--pull=false',
-      '--network',
-      'none',
-      '-t',
+    await buildChildImage(
+      info.socketPath,
+      join(dir, 'child-context'),
+      workerV1.digestRef,
       'operator/child:1',
-      context,
-    ]);
+      'operator.built=yes',
+    );
     const child = await docker.getImage('operator/child:1').inspect();
     expect(child.Parent).toBe(workerV1.imageId);
     // Docker refuses even a forced delete of a parent: this is what the update below meets.

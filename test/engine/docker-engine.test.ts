@@ -3,14 +3,14 @@
  * proxy), incomplete pulls when the engine's stream is cut, ENGINE_UNAVAILABLE on a dead socket, and
  * how it creates containers. The port behaviour both engines share is in docker-engine.contract.test.ts.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, test } from 'vitest';
 import { DockerEngine } from '../../adapters/docker/docker-engine.js';
 import { KeeperError, isKeeperError } from '../../core/errors.js';
 import type { TargetService } from '../../core/model/target.js';
 import type { PullProgress } from '../../core/ports/engine.js';
-import { runDockerCli } from './support/docker-cli.js';
+import { buildChildImage } from './support/docker-cli.js';
 import { FlakyRegistryProxy } from './support/flaky-registry-proxy.js';
 import { PrivateEngine } from './support/private-engine.js';
 import { assertPrivateEngineAnswers } from './support/private-socket.js';
@@ -302,18 +302,13 @@ describe('removal', () => {
   test("removeImage of an image someone built FROM is IMAGE_IN_USE with reason 'child-images'; its references can still go", async () => {
     const engine = adapter();
     const image = await engine.pull(workerV1.digestRef, () => undefined);
-    const context = join(info.rootDir, 'docker-engine-child');
-    mkdirSync(context, { recursive: true });
-    writeFileSync(join(context, 'Dockerfile'), `FROM ${workerV1.digestRef}\nLABEL child=yes\n`);
-    await runDockerCli(info.socketPath, [
-      'build',
-      '--pull=false',
-      '--network',
-      'none',
-      '-t',
+    await buildChildImage(
+      info.socketPath,
+      join(info.rootDir, 'docker-engine-child'),
+      workerV1.digestRef,
       'operator/child:1',
-      context,
-    ]);
+      'child=yes',
+    );
     const error = await failure(engine.removeImage(image.id));
     expect(error.code).toBe('IMAGE_IN_USE');
     expect(error.details['reason']).toBe('child-images');

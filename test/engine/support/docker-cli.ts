@@ -5,7 +5,7 @@
  * user's contexts nor /var/run/docker.sock can ever be reached.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { assertPrivateSocketPath } from './private-socket.js';
 
@@ -80,4 +80,21 @@ export function runDockerCli(
       );
     });
   });
+}
+
+/**
+ * Builds `tag` FROM `parent` on the private engine, offline (the classic builder, no pull, no
+ * network), as an operator building on a managed image would: the engine then refuses to delete
+ * `parent` while the child exists. `contextDir` is created.
+ */
+export async function buildChildImage(
+  socketPath: string,
+  contextDir: string,
+  parent: string,
+  tag: string,
+  label: string,
+): Promise<void> {
+  mkdirSync(contextDir, { recursive: true });
+  writeFileSync(join(contextDir, 'Dockerfile'), `FROM ${parent}\nLABEL ${label}\n`);
+  await runDockerCli(socketPath, ['build', '--pull=false', '--network', 'none', '-t', tag, contextDir]);
 }

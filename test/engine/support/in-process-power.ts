@@ -11,17 +11,13 @@
  * The runner then abandons that keeper and its SqlJsStateDb (nothing is flushed: every commit was
  * durable before its call returned) and boots a new one over the DB file and the engine as they are.
  */
-import { KeeperError } from '../../../core/errors.js';
+import type { KeeperError } from '../../../core/errors.js';
 import type { CrashPoint, CrashPoints } from '../../../core/ports/crash-points.js';
+import type { ArmedCut } from '../../../sim/device/armed-cuts.js';
+import { ArmedCuts } from '../../../sim/device/armed-cuts.js';
+import { powerCutError } from '../../../sim/device/power-controller.js';
 
-export interface InProcessCut {
-  readonly at: CrashPoint;
-  /** Text the point's detail must contain (an image reference, an engine container ID). */
-  readonly match?: string | undefined;
-  /** Cut on the n-th matching reach (1-based), counted from when the cut was armed. */
-  readonly occurrence: number;
-  /** After this cut, resume the interrupted target (default) or only run startup cleanup. */
-  readonly resume?: boolean | undefined;
+export interface InProcessCut extends ArmedCut {
   /** The cut in the scenario's own terms, for the report: `<point>:<occurrence>[:<match>]`. */
   readonly label: string;
   /** Why it runs in-process rather than as a SIGKILLed apply process. */
@@ -35,22 +31,20 @@ export class InProcessPower implements CrashPoints {
   lastCutResumes = true;
   /** Cuts that fired, in order. */
   readonly fired: InProcessCut[] = [];
-  private armed: { cut: InProcessCut; seen: number }[] = [];
+  private readonly armed = new ArmedCuts<InProcessCut>();
   private offReason = '';
 
   arm(cut: InProcessCut): void {
-    this.armed.push({ cut, seen: 0 });
+    this.armed.arm(cut);
   }
 
   get pending(): boolean {
-    return this.armed.length > 0;
+    return this.armed.size > 0;
   }
 
   /** Drops the cuts that have not fired and returns them. */
   disarm(): InProcessCut[] {
-    const left = this.armed.map((entry) => entry.cut);
-    this.armed = [];
-    return left;
+    return this.armed.clear();
   }
 
   /** Power is back: the device boots. */
@@ -65,27 +59,17 @@ export class InProcessPower implements CrashPoints {
 
   reach(point: CrashPoint, detail: string): void {
     if (this.off) throw this.stillOff(point);
-    for (const entry of this.armed) {
-      if (entry.cut.at !== point) continue;
-      if (entry.cut.match !== undefined && !detail.includes(entry.cut.match)) continue;
-      entry.seen++;
-      if (entry.seen === entry.cut.occurrence) {
-        this.armed = this.armed.filter((e) => e !== entry);
-        this.lastCutResumes = entry.cut.resume ?? true;
-        this.fired.push(entry.cut);
-        this.off = true;
-        this.offReason = `at ${point} (${detail})`;
-        throw new KeeperError('POWER_CUT', `power cut ${this.offReason}`, {
-          details: { where: this.offReason },
-        });
-      }
-    }
+    const fired = this.armed.fire(point, detail);
+    if (!fired) return;
+    this.lastCutResumes = fired.resume ?? true;
+    this.fired.push(fired);
+    this.off = true;
+    this.offReason = `at ${point} (${detail})`;
+    throw powerCutError(`power cut ${this.offReason}`, this.offReason);
   }
 
   private stillOff(label: string): KeeperError {
-    return new KeeperError('POWER_CUT', `power is still out (cut ${this.offReason}) at ${label}`, {
-      details: { where: this.offReason },
-    });
+    return powerCutError(`power is still out (cut ${this.offReason}) at ${label}`, this.offReason);
   }
 }
 
