@@ -61,6 +61,8 @@ interface FailureRecord {
   readonly violations: readonly string[];
   readonly replay: readonly string[];
   readonly output: readonly string[];
+  /** The scenario file that replays it, written only if this failure is the one reported. */
+  readonly save?: { readonly file: string; readonly text: string };
 }
 
 /** What one shard found in one scenario. */
@@ -333,37 +335,25 @@ async function runBatch(
     bandwidth: report.bandwidth,
   };
   if (!report.failed || !report.counterexample || !report.scenario) return record;
-  return { ...record, failure: await saveFailure(plan, seed, runs, report) };
+  return { ...record, failure: failureOf(plan, seed, runs, report) };
 }
 
-/** Writes the failing history as a scenario file that `run` replays, and says how to replay it. */
-async function saveFailure(
-  plan: SimPlan,
-  seed: number,
-  runs: number,
-  report: RandomSimReport,
-): Promise<FailureRecord> {
+/**
+ * The failing history as a scenario file that `run` replays, and how to replay it. The file is
+ * written by `finish`, once the failure is the one reported (workers' other failures leave no file).
+ */
+function failureOf(plan: SimPlan, seed: number, runs: number, report: RandomSimReport): FailureRecord {
   const history = report.counterexample;
   const scenario = report.scenario;
-  if (history === undefined || scenario === undefined) throw new Error('saveFailure: no counterexample');
+  if (history === undefined || scenario === undefined) throw new Error('failureOf: no counterexample');
   const failures = report.failures ?? [];
   const file = join(plan.saveDir, `seed-${seed}${plan.mutant ? `-${plan.mutant}` : ''}.yaml`);
   // The cuts before the k-th port call travel in the file, so `run` replays the very same history.
   const text = writeScenario({ ...scenario, cutAtCalls: history.cutAtCalls });
   const header = `${failures.map((f) => `# ${f.replace(/\n/g, ' ')}`).join('\n')}\n# history: ${JSON.stringify(history)}\n`;
-  try {
-    await mkdir(plan.saveDir, { recursive: true });
-    await writeFile(file, header + text);
-  } catch (error) {
-    const code = (error as { code?: string }).code;
-    throw new KeeperError(
-      code === 'ENOSPC' ? 'DISK_FULL' : 'USAGE',
-      `--save-failures: cannot write ${file}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
   const flags = replayFlags(plan);
   return {
+    save: { file, text: header + text },
     violations: failures.map((f) => `seed ${seed} path ${report.path ?? ''}: ${f}`),
     replay: [
       `./bin/image-keeper run ${file}${flags}`,
@@ -371,6 +361,23 @@ async function saveFailure(
     ],
     output: [`counterexample (minimal history): ${JSON.stringify(history)}`, ...(report.trace ?? [])],
   };
+}
+
+async function writeFailureFile(
+  dir: string,
+  save: { readonly file: string; readonly text: string },
+): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(save.file, save.text);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    throw new KeeperError(
+      code === 'ENOSPC' ? 'DISK_FULL' : 'USAGE',
+      `--save-failures: cannot write ${save.file}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
 }
 
 function replayFlags(plan: SimPlan): string {
@@ -440,13 +447,13 @@ function addHits(all: readonly Record<string, number>[]): Record<string, number>
 }
 
 /** Prints the failures' traces and the report (or the JSON totals); the exit code. */
-function finish(
+async function finish(
   plan: SimPlan,
   scenarios: readonly CompiledScenario[],
   records: Pick<MergedRecords, 'scenarios' | 'batches'>,
   io: CliIo,
   started: number,
-): number {
+): Promise<number> {
   const totals: SimTotals = {
     seed: plan.seed,
     scenarios: scenarios.length,
@@ -472,6 +479,7 @@ function finish(
     totals.unreached = CRASH_POINTS.filter((p) => (totals.hits[p] ?? 0) === 0);
   for (const record of [...records.scenarios, ...records.batches]) {
     if (!record.failure) continue;
+    if (record.failure.save) await writeFailureFile(plan.saveDir, record.failure.save);
     totals.violations.push(...record.failure.violations);
     totals.replay.push(...record.failure.replay);
     if (!plan.json) for (const line of record.failure.output) io.out(line);

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,4 +65,26 @@ describe('sim --workers', () => {
       expect(two?.stdout).toMatch(/^time: .* on 2 workers/m);
     });
   }
+
+  it('saves only the failures it reports: another worker failing in a later batch leaves no file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sim-w-'));
+    const two = await sim([
+      '--runs',
+      '1000',
+      '--seed',
+      '4',
+      '--mutant',
+      'kill-before-ready',
+      '--save-failures',
+      dir,
+      '--workers',
+      '2',
+    ]);
+    expect(two.code).toBe(1);
+    const reported = [...two.stdout.matchAll(/image-keeper run (\S+\.yaml)/g)].map((m) =>
+      m[1]?.split('/').pop(),
+    );
+    expect(reported.length).toBeGreaterThan(0);
+    expect(readdirSync(dir).sort()).toEqual(reported.sort());
+  });
 });
