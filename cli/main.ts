@@ -125,7 +125,10 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .command('sim')
     .description('power-cut simulation: exhaustive crash sweeps of scenarios and random fault histories')
     .argument('[scenarios...]', 'scenario files or folders to sweep')
-    .option('--exhaustive', 'cut power before every port call of each scenario')
+    .option(
+      '--exhaustive',
+      'cut power at every distinct step of each scenario (port calls; between layers of a pull)',
+    )
     .option('--pairs', 'with --exhaustive: also a second cut at every point of each recovery')
     .option('--runs <n>', 'random histories to run (default 200 without scenarios, 0 with)')
     .option('--seed <n>', 'seed of all randomness (default: from the clock, printed)')

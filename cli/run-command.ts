@@ -133,7 +133,7 @@ function printLibraryTable(rows: readonly LibraryRow[], mutant: Mutant | undefin
   const listed = rows.flatMap((r) => r.catches ?? []);
   if (mutant === undefined)
     io.out(
-      `mutants listed: ${listed.length}, caught: ${listed.length - missed.length}, missed: ${missed.length}`,
+      `(scenario, mutant) pairs listed: ${listed.length}, caught: ${listed.length - missed.length}, missed: ${missed.length}`,
     );
   io.out('');
 }
